@@ -1,0 +1,63 @@
+"""Atomic writes: an artifact either exists whole or not at all."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.errors import InputError
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `path`; rename it onto `path` only if the block succeeds.
+
+    An interrupted stage therefore never leaves a half-written artifact behind.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def write_parquet(path: Path, table: pa.Table) -> None:
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_parquet(path: Path, schema: pa.Schema, produced_by: str) -> pa.Table:
+    """Read a stage's table and check it against its contract.
+
+    `produced_by` names the command that writes the file, so the error says how to fix it.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: missing. Run `{produced_by}` first.")
+    table = pq.read_table(path)
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise InputError(
+            f"{path}: columns {missing} missing (has {table.column_names}). "
+            f"Re-create it with `{produced_by}`."
+        )
+    try:
+        return table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise InputError(
+            f"{path}: column types do not match {schema}: {error}. Re-create it with `{produced_by}`."
+        ) from error
+

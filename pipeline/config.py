@@ -1,0 +1,125 @@
+"""params.yaml -> one typed, frozen config object.
+
+Each stage's section is a frozen dataclass defined beside the code that uses it (for
+example `HMConfig` in formats/hm.py); this module only assembles them and builds
+dataclasses from YAML mappings strictly: an unknown key or a value of the wrong type is
+an error that names the key, never a silent default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+import yaml
+
+from pipeline.dataset.prepare import PrepareConfig
+from pipeline.errors import InputError
+from pipeline.formats.hm import HMConfig
+
+T = TypeVar("T")
+
+
+class ConfigError(InputError):
+    """A parameter is unknown, ill-typed or out of range; the message names its dotted key."""
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """`dataset` in params.yaml: which raw folder dvc.yaml runs on and where its outputs go."""
+
+    name: str = "hm-mini"  # outputs under data/<name>/
+    source: Literal["hm"] = "hm"  # the `odmt ingest <source>` reader
+    raw: str = "data/raw/hm-mini"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """`ingest:` in params.yaml, one sub-section per raw source."""
+
+    hm: HMConfig = field(default_factory=HMConfig)
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole of params.yaml: one section per stage."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+
+
+def load_params(path: Path, overrides: Iterable[str] = ()) -> Params:
+    """Read `path`, apply `section.key=value` overrides (YAML-typed values) and type-check."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found. Run from the project root or pass --params.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    for override in overrides:
+        set_dotted(data, override)
+    return build(Params, data, where=str(path))
+
+
+def set_dotted(data: dict[str, Any], override: str) -> None:
+    """Apply one `a.b.c=value` override in place, the value parsed as YAML (`3`, `true`, `[a, b]`)."""
+    key, sep, raw_value = override.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {override!r}: expected KEY=VALUE, e.g. prepare.min_user_interactions=5")
+    *parents, leaf = key.strip().split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {part!r} is not a section")
+    node[leaf] = yaml.safe_load(raw_value)
+
+
+def build(cls: type[T], data: Any, where: str) -> T:
+    """Build dataclass `cls` from a mapping, checking every key and type."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__} {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    values = {name: _coerce(hints[name], value, f"{where}:{name}") for name, value in data.items()}
+    try:
+        return cls(**values)
+    except ValueError as error:  # a __post_init__ range check
+        raise ConfigError(f"{where}: {error}") from error
+
+
+def _coerce(kind: Any, value: Any, where: str) -> Any:
+    """Check `value` against type hint `kind`; convert only where YAML cannot say it (tuple, Path)."""
+    origin = typing.get_origin(kind)
+    if dataclasses.is_dataclass(kind):
+        return build(kind, value, where)
+    if origin is Literal:
+        if value not in typing.get_args(kind):
+            raise ConfigError(f"{where}: {value!r} is not one of {list(typing.get_args(kind))}")
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(kind):
+            return None
+        options = [k for k in typing.get_args(kind) if k is not type(None)]
+        return _coerce(options[0], value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item_kind = typing.get_args(kind)[0]
+        return tuple(_coerce(item_kind, item, f"{where}[{i}]") for i, item in enumerate(value))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    if kind in (bool, int, float, str) and not (isinstance(value, kind) and (kind is bool or not isinstance(value, bool))):
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+    return value

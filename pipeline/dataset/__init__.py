@@ -1,0 +1,1 @@
+"""From interim tables to the processed sequential dataset: filters, re-indexing, split."""

@@ -1,0 +1,56 @@
+"""The processed contract (DESIGN.md) and the leave-one-out split every later stage uses.
+
+items.parquet      item_idx 1..N (0 is padding), item_id, text, image_path, train_count
+sequences.parquet  user_idx 0..U-1, user_id, items (list of item_idx, oldest first)
+stats.json         the paper's Table 1 row and every drop by rule
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from pipeline.artifacts import read_parquet
+
+PADDING_IDX = 0
+
+ITEMS = pa.schema(
+    [
+        ("item_idx", pa.int32()),
+        ("item_id", pa.string()),
+        ("text", pa.string()),
+        ("image_path", pa.string()),
+        ("train_count", pa.int64()),
+    ]
+)
+SEQUENCES = pa.schema([("user_idx", pa.int32()), ("user_id", pa.string()), ("items", pa.list_(pa.int32()))])
+
+ITEMS_FILE = "items.parquet"
+SEQUENCES_FILE = "sequences.parquet"
+STATS_FILE = "stats.json"
+
+
+@dataclass(frozen=True)
+class Split:
+    """Leave-one-out: train on all but the last two, validate on the second to last, test on the last."""
+
+    train: Sequence[int]
+    valid: int
+    test: int
+
+
+def leave_one_out(sequence: Sequence[int]) -> Split:
+    if len(sequence) < 3:
+        raise ValueError(f"leave-one-out needs at least 3 interactions, got {len(sequence)}")
+    return Split(train=sequence[:-2], valid=sequence[-2], test=sequence[-1])
+
+
+def read_processed(processed: Path) -> tuple[pa.Table, pa.Table]:
+    produced_by = f"odmt prepare --out {processed}"
+    return (
+        read_parquet(processed / ITEMS_FILE, ITEMS, produced_by),
+        read_parquet(processed / SEQUENCES_FILE, SEQUENCES, produced_by),
+    )

@@ -1,0 +1,1 @@
+"""Raw sources -> the canonical interim tables (interim.py), one reader module per source."""

@@ -1,0 +1,157 @@
+"""H&M Personalized Fashion Recommendations (Kaggle), raw layout -> interim tables.
+
+raw/transactions_train.csv  t_dat (day), customer_id, article_id, price, sales_channel_id
+raw/articles.csv            article_id and 24 descriptive columns
+raw/images/<3 digits>/<article_id>.jpg
+
+The full download stores article_id without its leading zero in transactions but with
+it in articles and image names; ids are padded to ten digits before any join.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.errors import InputError
+from pipeline.formats.csvfiles import stream_csv
+from pipeline.formats.interim import FileReport, write_interim
+
+log = logging.getLogger(__name__)
+
+TRANSACTIONS = "transactions_train.csv"
+ARTICLES = "articles.csv"
+ARTICLE_ID_DIGITS = 10
+
+
+@dataclass(frozen=True)
+class HMConfig:
+    """`ingest.hm` in params.yaml."""
+
+    # The paper's item text: these articles.csv columns, joined in this order.
+    text_columns: tuple[str, ...] = (
+        "prod_name",
+        "product_type_name",
+        "product_group_name",
+        "graphical_appearance_name",
+        "colour_group_name",
+    )
+    text_separator: str = " "
+    # One purchase of two units is two identical rows (same customer, article, day).
+    collapse_duplicates: bool = True
+    # Bytes of CSV parsed at a time: bounds memory on the 31.8M-row file.
+    block_size_bytes: int = 1 << 24
+
+    def __post_init__(self) -> None:
+        if not self.text_columns:
+            raise ValueError("text_columns must name at least one articles.csv column")
+        if self.block_size_bytes < 1 << 16:
+            raise ValueError("block_size_bytes must be at least 65536")
+
+
+def image_path(article_id: str) -> str:
+    """Where the Kaggle layout keeps an article's photo, relative to the raw root."""
+    return f"images/{article_id[:3]}/{article_id}.jpg"
+
+
+def ingest_hm(raw: Path, out: Path, config: HMConfig) -> dict[str, Any]:
+    """Read the raw Kaggle layout under `raw`, write the interim tables to `out`, return the report."""
+    if not raw.is_dir():
+        raise InputError(f"{raw}: not a folder. Pass the folder holding {TRANSACTIONS} and {ARTICLES}.")
+    missing = [name for name in (TRANSACTIONS, ARTICLES) if not (raw / name).is_file()]
+    if missing:
+        raise InputError(
+            f"{raw}: {missing} not found. Expected the Kaggle layout: {TRANSACTIONS}, {ARTICLES}, "
+            "images/<first 3 digits>/<article_id>.jpg."
+        )
+    transactions_report, articles_report = FileReport(), FileReport()
+    interactions = read_transactions(raw / TRANSACTIONS, config, transactions_report)
+    items = read_articles(raw / ARTICLES, raw, config, articles_report)
+    report = {
+        "source": "hm",
+        "files": {TRANSACTIONS: transactions_report.as_dict(), ARTICLES: articles_report.as_dict()},
+    }
+    write_interim(out, interactions, items, report)
+    return report
+
+
+def read_transactions(path: Path, config: HMConfig, report: FileReport) -> pa.Table:
+    """Interactions in file order; exact duplicates (customer, article, day) collapsed if configured."""
+    parts = []
+    for batch in stream_csv(path, ("t_dat", "customer_id", "article_id"), report, config.block_size_bytes):
+        user_id = pc.utf8_trim_whitespace(batch["customer_id"])
+        item_id, id_ok = normalise_article_ids(batch["article_id"])
+        day = pc.strptime(batch["t_dat"], format="%Y-%m-%d", unit="s", error_is_null=True)
+        checks = {
+            "missing_customer_id": pc.fill_null(pc.greater(pc.utf8_length(user_id), 0), False),
+            "bad_article_id": id_ok,
+            "bad_date": pc.is_valid(day),
+        }
+        keep = count_failures(checks, report)
+        parts.append(
+            pa.table({"user_id": user_id, "item_id": item_id, "timestamp": day.cast(pa.int64())}).filter(keep)
+        )
+    table = pa.concat_tables(parts)
+    if config.collapse_duplicates:
+        before = table.num_rows
+        table = first_occurrences(table, ["user_id", "item_id", "timestamp"])
+        report.dropped["duplicate_same_day"] += before - table.num_rows
+    report.records_kept = table.num_rows
+    return table
+
+
+def read_articles(path: Path, raw: Path, config: HMConfig, report: FileReport) -> pa.Table:
+    """One row per article: the configured text columns joined, and the photo if its file exists."""
+    parts = []
+    for batch in stream_csv(path, ("article_id", *config.text_columns), report, config.block_size_bytes):
+        item_id, id_ok = normalise_article_ids(batch["article_id"])
+        fields = [blank_to_null(batch[name]) for name in config.text_columns]
+        text = blank_to_null(pc.binary_join_element_wise(*fields, config.text_separator, null_handling="skip"))
+        keep = count_failures({"bad_article_id": id_ok}, report)
+        parts.append(pa.table({"item_id": item_id, "text": text}).filter(keep))
+    table = pa.concat_tables(parts)
+    before = table.num_rows
+    table = first_occurrences(table, ["item_id"])
+    report.dropped["duplicate_article_id"] += before - table.num_rows
+    paths = [image_path(item) for item in table["item_id"].to_pylist()]
+    found = [p if (raw / p).is_file() else None for p in paths]
+    report.notes["without_text"] = table["text"].null_count
+    report.notes["without_image_file"] = found.count(None)
+    report.records_kept = table.num_rows
+    return table.append_column("image_path", pa.array(found, pa.string()))
+
+
+def normalise_article_ids(ids: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Zero-pad article ids to ten digits; the mask is False for ids that are not 1-10 digits."""
+    ids = pc.utf8_trim_whitespace(ids)
+    ok = pc.fill_null(pc.match_substring_regex(ids, rf"^[0-9]{{1,{ARTICLE_ID_DIGITS}}}$"), False)
+    return pc.utf8_lpad(ids, width=ARTICLE_ID_DIGITS, padding="0"), ok
+
+
+def blank_to_null(strings: pa.Array) -> pa.Array:
+    trimmed = pc.utf8_trim_whitespace(strings)
+    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+
+
+def count_failures(checks: dict[str, pa.Array], report: FileReport) -> pa.Array:
+    """AND of the boolean `checks`; each dropped row is counted under the first check it fails."""
+    keep = pa.array(np.ones(len(next(iter(checks.values()))), dtype=bool))
+    for reason, ok in checks.items():
+        report.dropped[reason] += pc.sum(pc.and_(keep, pc.invert(ok))).as_py() or 0
+        keep = pc.and_(keep, ok)
+    return keep
+
+
+def first_occurrences(table: pa.Table, keys: list[str]) -> pa.Table:
+    """Rows of `table` whose `keys` were not seen in an earlier row, in original order."""
+    row = pa.array(range(table.num_rows), pa.int64())
+    firsts = table.select(keys).append_column("row", row).group_by(keys, use_threads=False).aggregate(
+        [("row", "min")]
+    )["row_min"]
+    return table.take(np.sort(firsts.to_numpy()))

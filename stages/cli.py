@@ -1,0 +1,19 @@
+"""The `odmt` command: one subcommand per pipeline stage (DESIGN.md)."""
+
+from __future__ import annotations
+
+import typer
+
+from stages import ingest, prepare, sample
+
+app = typer.Typer(
+    help="ODMT pipeline: ingest -> prepare -> extract -> train -> evaluate -> report.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(ingest.app, name="ingest")
+app.command("prepare")(prepare.prepare)
+app.add_typer(sample.app, name="sample")
+
+if __name__ == "__main__":
+    app()

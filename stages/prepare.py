@@ -1,0 +1,24 @@
+"""`odmt prepare`: interim/ -> processed/ (filters, re-index, leave-one-out, stats.json)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.dataset.prepare import prepare as prepare_dataset
+from stages.common import Overrides, ParamsFile, params, print_counts, stage
+
+
+def prepare(
+    interim: Annotated[Path, typer.Option(help="Interim folder written by `odmt ingest`.")],
+    raw: Annotated[Path, typer.Option(help="Raw folder the items' image paths are relative to.")],
+    out: Annotated[Path, typer.Option(help="Processed folder to write.")],
+    params_file: ParamsFile = Path("params.yaml"),
+    overrides: Overrides = None,
+) -> None:
+    """Apply the paper's filters and the leave-one-out split."""
+    with stage("prepare"):
+        stats = prepare_dataset(interim, raw, out, params(params_file, overrides).prepare)
+        print_counts("processed: the paper's Table 1 row and every drop", stats)
