@@ -111,8 +111,7 @@ def read_articles(path: Path, raw: Path, config: HMConfig, report: FileReport) -
     parts = []
     for batch in stream_csv(path, ("article_id", *config.text_columns), report, config.block_size_bytes):
         item_id, id_ok = normalise_article_ids(batch["article_id"])
-        fields = [blank_to_null(batch[name]) for name in config.text_columns]
-        text = blank_to_null(pc.binary_join_element_wise(*fields, config.text_separator, null_handling="skip"))
+        text = join_text([blank_to_null(batch[name]).to_pylist() for name in config.text_columns], config.text_separator)
         keep = count_failures({"bad_article_id": id_ok}, report)
         parts.append(pa.table({"item_id": item_id, "text": text}).filter(keep))
     table = pa.concat_tables(parts)
@@ -132,6 +131,15 @@ def normalise_article_ids(ids: pa.Array) -> tuple[pa.Array, pa.Array]:
     ids = pc.utf8_trim_whitespace(ids)
     ok = pc.fill_null(pc.match_substring_regex(ids, rf"^[0-9]{{1,{ARTICLE_ID_DIGITS}}}$"), False)
     return pc.utf8_lpad(ids, width=ARTICLE_ID_DIGITS, padding="0"), ok
+
+
+def join_text(columns: list[list[str | None]], separator: str) -> pa.Array:
+    """Row-wise join of the non-null fields; null where a row has none.
+
+    (pyarrow's binary_join_element_wise with null_handling="skip" drops such rows instead.)
+    """
+    joined = [separator.join(field for field in fields if field is not None) for fields in zip(*columns)]
+    return pa.array([text or None for text in joined], pa.string())
 
 
 def blank_to_null(strings: pa.Array) -> pa.Array:

@@ -1,0 +1,62 @@
+"""Shared fixtures: the embedded sample, and hand-made raw H&M folders for edge cases."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+HM_MINI = REPO / "data" / "raw" / "hm-mini"
+SHARED_HM = REPO.parent / "shared" / "datasets" / "hm-sample"
+
+ARTICLES_HEADER = (
+    "article_id,product_code,prod_name,product_type_no,product_type_name,product_group_name,"
+    "graphical_appearance_no,graphical_appearance_name,colour_group_code,colour_group_name,detail_desc\n"
+)
+
+
+def jpeg_bytes(size: tuple[int, int] = (12, 18), colour: tuple[int, int, int] = (200, 40, 40)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def article_row(article_id: str, name: str = "Tee", desc: str = "Soft") -> str:
+    return f"{article_id},{article_id[:6]},{name},255,T-shirt,Garment Upper body,1010016,Solid,9,Black,{desc}\n"
+
+
+def write_hm_raw(
+    root: Path,
+    transactions: str,
+    articles: str | None = None,
+    photos: dict[str, bytes] | None = None,
+) -> Path:
+    """A raw folder in the Kaggle layout; `articles` defaults to one row per photo."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "transactions_train.csv").write_text(transactions, encoding="utf-8")
+    photos = photos or {}
+    if articles is None:
+        articles = ARTICLES_HEADER + "".join(article_row(a) for a in photos)
+    (root / "articles.csv").write_text(articles, encoding="utf-8")
+    for article_id, content in photos.items():
+        path = root / "images" / article_id[:3] / f"{article_id}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return root
+
+
+def transactions_csv(rows: list[tuple[str, str, str]]) -> str:
+    """rows of (t_dat, customer_id, article_id) -> the Kaggle transactions CSV text."""
+    return "t_dat,customer_id,article_id,price,sales_channel_id\n" + "".join(
+        f"{day},{customer},{article},0.0169,2\n" for day, customer, article in rows
+    )
+
+
+@pytest.fixture
+def shared_hm() -> Path:
+    if not (SHARED_HM / "transactions_train.csv").is_file():
+        pytest.skip(f"{SHARED_HM} is absent: the real hm-sample lives beside the checkout, not in the repo")
+    return SHARED_HM

@@ -1,0 +1,45 @@
+import json
+
+from typer.testing import CliRunner
+
+from stages.cli import app
+from tests.conftest import HM_MINI, REPO
+
+runner = CliRunner()
+PARAMS = ["--params", str(REPO / "params.yaml")]
+
+
+def test_ingest_then_prepare_through_the_cli(tmp_path):
+    interim, processed = tmp_path / "interim", tmp_path / "processed"
+    result = runner.invoke(app, ["ingest", "hm", "--raw", str(HM_MINI), "--out", str(interim), *PARAMS])
+    assert result.exit_code == 0, result.output
+    assert "duplicate_same_day" in result.output
+    result = runner.invoke(app, ["prepare", "--interim", str(interim), "--raw", str(HM_MINI), "--out", str(processed), *PARAMS])
+    assert result.exit_code == 0, result.output
+    default = json.loads((processed / "stats.json").read_text())
+    assert "density" in result.output and str(default["users"]) in result.output
+
+    # A -S override reaches the stage: stricter users filter -> fewer users.
+    stricter = tmp_path / "stricter"
+    result = runner.invoke(
+        app,
+        ["prepare", "--interim", str(interim), "--raw", str(HM_MINI), "--out", str(stricter), *PARAMS,
+         "-S", "prepare.min_user_interactions=8"],
+    )
+    assert result.exit_code == 0, result.output
+    assert 0 < json.loads((stricter / "stats.json").read_text())["users"] < default["users"]
+
+
+def test_bad_input_exits_2_with_a_message_not_a_traceback(tmp_path):
+    (tmp_path / "raw").mkdir()
+    result = runner.invoke(app, ["ingest", "hm", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "o"), *PARAMS])
+    assert result.exit_code == 2
+    assert "transactions_train.csv" in result.output and "Traceback" not in result.output
+
+
+def test_unknown_parameter_is_named(tmp_path):
+    result = runner.invoke(
+        app, ["ingest", "hm", "--raw", str(HM_MINI), "--out", str(tmp_path), *PARAMS, "-S", "ingest.hm.colour=red"]
+    )
+    assert result.exit_code == 2
+    assert "colour" in result.output

@@ -1,0 +1,46 @@
+"""`dvc repro` on a copy of the checkout: runs the stages, reproduces the committed dvc.lock, then does nothing."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def run(args: list[str], cwd: Path) -> str:
+    # Stages call `odmt`: the test interpreter's environment comes first on PATH.
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def checkout_copy(tmp_path: Path) -> Path:
+    if not (REPO / ".git").exists():
+        pytest.skip("needs a git checkout to know which files belong to the project")
+    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).splitlines()
+    copy = tmp_path / "checkout"
+    for name in files:
+        if (REPO / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, copy / name)
+    run(["git", "init", "-q"], copy)
+    return copy
+
+
+def test_repro_reproduces_the_lock_and_then_is_up_to_date(checkout_copy):
+    dvc = [sys.executable, "-m", "dvc"]
+    run([*dvc, "repro"], checkout_copy)
+    assert (checkout_copy / "dvc.lock").read_text() == (REPO / "dvc.lock").read_text(), (
+        "dvc.lock is stale: run `make run` and commit dvc.lock"
+    )
+    second = run([*dvc, "repro"], checkout_copy)
+    assert "Data and pipelines are up to date." in second
+    assert "Running stage" not in second
