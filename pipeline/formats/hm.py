@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from pipeline.errors import InputError
 from pipeline.formats.csvfiles import stream_csv
-from pipeline.formats.interim import FileReport, write_interim
+from pipeline.formats.interim import FileReport, Vocabulary, write_interim
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def ingest_hm(raw: Path, out: Path, config: HMConfig) -> dict[str, Any]:
 
 def read_transactions(path: Path, config: HMConfig, report: FileReport) -> pa.Table:
     """Interactions in file order; exact duplicates (customer, article, day) collapsed if configured."""
-    parts = []
+    users, items, parts = Vocabulary(), Vocabulary(), []
     for batch in stream_csv(path, ("t_dat", "customer_id", "article_id"), report, config.block_size_bytes):
         user_id = pc.utf8_trim_whitespace(batch["customer_id"])
         item_id, id_ok = normalise_article_ids(batch["article_id"])
@@ -95,7 +95,13 @@ def read_transactions(path: Path, config: HMConfig, report: FileReport) -> pa.Ta
         }
         keep = count_failures(checks, report)
         parts.append(
-            pa.table({"user_id": user_id, "item_id": item_id, "timestamp": day.cast(pa.int64())}).filter(keep)
+            pa.table(
+                {
+                    "user_id": users.encode(user_id.filter(keep)),
+                    "item_id": items.encode(item_id.filter(keep)),
+                    "timestamp": day.filter(keep).cast(pa.int64()),
+                }
+            )
         )
     table = pa.concat_tables(parts)
     if config.collapse_duplicates:
@@ -103,7 +109,9 @@ def read_transactions(path: Path, config: HMConfig, report: FileReport) -> pa.Ta
         table = first_occurrences(table, ["user_id", "item_id", "timestamp"])
         report.dropped["duplicate_same_day"] += before - table.num_rows
     report.records_kept = table.num_rows
-    return table
+    return pa.table(
+        {"user_id": users.decode(table["user_id"]), "item_id": items.decode(table["item_id"]), "timestamp": table["timestamp"]}
+    )
 
 
 def read_articles(path: Path, raw: Path, config: HMConfig, report: FileReport) -> pa.Table:

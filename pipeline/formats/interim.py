@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.artifacts import read_parquet, write_json, write_parquet
 
@@ -44,10 +46,43 @@ class FileReport:
         }
 
 
+class Vocabulary:
+    """Distinct strings -> dense int32 codes, growing across streamed batches.
+
+    A reader keeps one int per row and each id string once, so a 31.8-million-row file
+    does not hold 31.8 million copies of 64-character customer ids.
+    """
+
+    def __init__(self) -> None:
+        self._codes: dict[str, int] = {}
+
+    def encode(self, strings: pa.Array) -> pa.Array:
+        """Codes of `strings` (no nulls), new strings getting the next free codes."""
+        encoded = pc.dictionary_encode(strings)
+        distinct = encoded.dictionary.to_pylist()
+        codes = np.fromiter((self._codes.setdefault(s, len(self._codes)) for s in distinct), np.int32, len(distinct))
+        return pa.array(codes[encoded.indices.to_numpy(zero_copy_only=False)])
+
+    def decode(self, codes: pa.ChunkedArray) -> pa.DictionaryArray:
+        """The strings of `codes`, as a dictionary column (written to parquet without expanding)."""
+        return pa.DictionaryArray.from_arrays(codes.combine_chunks(), pa.array(list(self._codes), pa.string()))
+
+
 def write_interim(out: Path, interactions: pa.Table, items: pa.Table, report: dict[str, Any]) -> None:
-    write_parquet(out / INTERACTIONS_FILE, interactions.cast(INTERACTIONS))
-    write_parquet(out / ITEMS_FILE, items.cast(ITEMS))
+    """Write the interim tables; string columns may be dictionary-encoded (readers get plain strings)."""
+    write_parquet(out / INTERACTIONS_FILE, conform(interactions, INTERACTIONS))
+    write_parquet(out / ITEMS_FILE, conform(items, ITEMS))
     write_json(out / REPORT_FILE, report)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table`'s columns in `schema`'s order and types, leaving dictionary-encoded strings encoded."""
+    columns = []
+    for field in schema:
+        column = table[field.name]
+        encoded = pa.types.is_dictionary(column.type) and column.type.value_type == field.type
+        columns.append(column if encoded else column.cast(field.type))
+    return pa.table(columns, names=schema.names)
 
 
 def read_interim(interim: Path) -> tuple[pa.Table, pa.Table]:
