@@ -20,6 +20,7 @@ import yaml
 
 from pipeline.dataset.prepare import PrepareConfig
 from pipeline.errors import InputError
+from pipeline.features.config import ExtractConfig
 from pipeline.formats.hm import HMConfig
 
 T = TypeVar("T")
@@ -52,6 +53,7 @@ class Params:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
 
 
 def load_params(path: Path, overrides: Iterable[str] = ()) -> Params:

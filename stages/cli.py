@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import ingest, prepare, sample
+from stages import extract, ingest, prepare, sample
 
 app = typer.Typer(
     help="ODMT pipeline: ingest -> prepare -> extract -> train -> evaluate -> report.",
@@ -13,6 +13,7 @@ app = typer.Typer(
 )
 app.add_typer(ingest.app, name="ingest")
 app.command("prepare")(prepare.prepare)
+app.command("extract")(extract.extract)
 app.add_typer(sample.app, name="sample")
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Frozen encoder features: encoders, image preprocessing, pooling and the HDF5 shard store."""

@@ -1,0 +1,116 @@
+"""The feature store contract (DESIGN.md), defined once and checked by every reader.
+
+features/<modality>/shard-00000.h5   item_idx int32 [n]; tokens float16 [n, L, d];
+                                     mask bool [n, L] (text only: False on padding)
+features/<modality>/manifest.json    what built the shards (encoder, weights, items,
+                                     preprocessing), so a mismatch is refused, never mixed
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pyarrow as pa
+
+from pipeline.artifacts import atomic_path, write_json
+from pipeline.errors import InputError
+
+SCHEMA_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+ITEM_IDX, TOKENS, MASK = "item_idx", "tokens", "mask"
+TOKEN_DTYPE = np.float16
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:05d}.h5"
+
+
+@dataclass(frozen=True)
+class FeatureIdentity:
+    """Everything that determines the features' values: two stores with equal identities are interchangeable."""
+
+    modality: str
+    encoder: str  # the name in params.yaml: packaged encoder, Hub id or folder
+    weights_fingerprint: str
+    items_fingerprint: str
+    d: int
+    L: int
+    pooling: str
+    preprocessing: dict[str, Any]  # text: max tokens; image: size, resampling, mean, std
+    shard_size: int
+    schema_version: int = SCHEMA_VERSION
+
+    def differences(self, other: FeatureIdentity) -> list[str]:
+        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
+        return [f"{key}: {theirs[key]!r} -> {mine[key]!r}" for key in mine if mine[key] != theirs[key]]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    identity: FeatureIdentity
+    shards: list[dict[str, Any]] = field(default_factory=list)  # file, items, first/last item_idx
+    complete: bool = False
+
+    def write(self, folder: Path) -> None:
+        write_json(folder / MANIFEST_FILE, {"identity": dataclasses.asdict(self.identity), "shards": self.shards,
+                                            "complete": self.complete})
+
+    @classmethod
+    def read(cls, folder: Path) -> Manifest | None:
+        path = folder / MANIFEST_FILE
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(FeatureIdentity(**data["identity"]), data["shards"], data["complete"])
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise InputError(f"{path}: not a feature manifest ({error}). Delete {folder} and run `odmt extract`.") from error
+
+
+def items_fingerprint(items: pa.Table) -> str:
+    """SHA-256 of the columns features depend on (item_idx, item_id, text, image_path)."""
+    digest = hashlib.sha256()
+    for name in ("item_idx", "item_id", "text", "image_path"):
+        digest.update(json.dumps(items[name].to_pylist()).encode())
+    return digest.hexdigest()
+
+
+def write_shard(path: Path, item_idx: np.ndarray, tokens: np.ndarray, mask: np.ndarray | None) -> None:
+    """Write one shard under a temporary name and rename it: a shard file that exists is complete."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as file:
+        file.attrs["schema_version"] = SCHEMA_VERSION
+        file.create_dataset(ITEM_IDX, data=item_idx.astype(np.int32))
+        file.create_dataset(TOKENS, data=tokens.astype(TOKEN_DTYPE))
+        if mask is not None:
+            file.create_dataset(MASK, data=mask.astype(bool))
+
+
+def read_shard(path: Path, with_mask: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(item_idx [n], tokens [n, L, d] float16, mask [n, L] or None), checked against the schema."""
+    fix = f"Delete {path} and run `odmt extract` again to rebuild it."
+    try:
+        with h5py.File(path, "r") as file:
+            missing = [n for n in (ITEM_IDX, TOKENS, *([MASK] if with_mask else [])) if n not in file]
+            if missing or file.attrs.get("schema_version") != SCHEMA_VERSION:
+                raise InputError(f"{path}: datasets {missing or ''} missing or schema version is not {SCHEMA_VERSION}. {fix}")
+            item_idx, tokens = file[ITEM_IDX][()], file[TOKENS][()]
+            mask = file[MASK][()] if with_mask else None
+    except OSError as error:
+        raise InputError(f"{path}: not a readable HDF5 shard ({error}). {fix}") from error
+    shapes_agree = tokens.ndim == 3 and len(item_idx) == len(tokens) and (mask is None or mask.shape == tokens.shape[:2])
+    if item_idx.dtype != np.int32 or tokens.dtype != TOKEN_DTYPE or not shapes_agree:
+        raise InputError(f"{path}: dtypes or shapes break the feature schema. {fix}")
+    return item_idx, tokens, mask
+
+
+def read_item_idx(path: Path) -> np.ndarray:
+    """Only the item ids of a shard: enough to know what a finished shard covers."""
+    with h5py.File(path, "r") as file:
+        return file[ITEM_IDX][()]

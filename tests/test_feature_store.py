@@ -1,0 +1,48 @@
+import h5py
+import numpy as np
+import pytest
+
+from pipeline.errors import InputError
+from pipeline.features.store import FeatureIdentity, Manifest, read_shard, write_shard
+
+
+def identity(**changes) -> FeatureIdentity:
+    values = dict(modality="text", encoder="enc", weights_fingerprint="w", items_fingerprint="i", d=4, L=3,
+                  pooling="none", preprocessing={"max_tokens": 3}, shard_size=2)
+    return FeatureIdentity(**(values | changes))
+
+
+def test_shard_round_trip_keeps_the_schema(tmp_path):
+    tokens = np.random.default_rng(0).normal(size=(2, 3, 4)).astype(np.float32)
+    mask = np.array([[True, True, False], [True, False, False]])
+    write_shard(tmp_path / "shard-00000.h5", np.array([1, 2]), tokens, mask)
+    item_idx, read_tokens, read_mask = read_shard(tmp_path / "shard-00000.h5", with_mask=True)
+    assert item_idx.dtype == np.int32 and item_idx.tolist() == [1, 2]
+    assert read_tokens.dtype == np.float16 and np.array_equal(read_tokens, tokens.astype(np.float16))
+    assert np.array_equal(read_mask, mask)
+    assert [p.name for p in tmp_path.iterdir()] == ["shard-00000.h5"]  # no temporary left behind
+
+
+def test_shards_breaking_the_schema_are_refused(tmp_path):
+    write_shard(tmp_path / "a.h5", np.array([1]), np.zeros((1, 3, 4)), None)
+    with pytest.raises(InputError, match="mask"):
+        read_shard(tmp_path / "a.h5", with_mask=True)
+    with h5py.File(tmp_path / "b.h5", "w") as file:
+        file.attrs["schema_version"] = 1
+        file["item_idx"] = np.array([1], np.int32)
+        file["tokens"] = np.zeros((1, 3, 4), np.float32)  # float32, not float16
+    with pytest.raises(InputError, match="b.h5: dtypes or shapes"):
+        read_shard(tmp_path / "b.h5", with_mask=False)
+    (tmp_path / "c.h5").write_bytes(b"not hdf5")
+    with pytest.raises(InputError, match="c.h5: not a readable HDF5 shard"):
+        read_shard(tmp_path / "c.h5", with_mask=False)
+
+
+def test_manifest_round_trip_and_differences(tmp_path):
+    manifest = Manifest(identity(), [{"file": "shard-00000.h5", "items": 2}], complete=True)
+    manifest.write(tmp_path)
+    assert Manifest.read(tmp_path) == manifest
+    assert identity(d=8).differences(identity()) == ["d: 4 -> 8"]
+    (tmp_path / "manifest.json").write_text("{}")
+    with pytest.raises(InputError, match="not a feature manifest"):
+        Manifest.read(tmp_path)
