@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import extract, ingest, prepare, sample
+from stages import bench, extract, ingest, prepare, sample
 
 app = typer.Typer(
     help="ODMT pipeline: ingest -> prepare -> extract -> train -> evaluate -> report.",
@@ -15,6 +15,7 @@ app.add_typer(ingest.app, name="ingest")
 app.command("prepare")(prepare.prepare)
 app.command("extract")(extract.extract)
 app.add_typer(sample.app, name="sample")
+app.add_typer(bench.app, name="bench")
 
 if __name__ == "__main__":
     app()

@@ -48,15 +48,17 @@ def extract(
     config: ExtractConfig,
     force: bool = False,
     on_items: Callable[[int], None] = lambda n: None,
+    encoder: Encoder | None = None,
 ) -> Manifest:
     """Write `out` = features/<modality>/: shards and manifest.json; resume what a previous run began.
 
     A store built from another encoder, preprocessing or items table is refused, or
-    replaced when `force` is set. `on_items(n)` is called as items are done (progress).
+    replaced when `force` is set. `on_items(n)` is called as items are done (progress);
+    `encoder` may be passed already loaded (benchmarks), else it is loaded from `config`.
     """
     set_cpu_threads(config.cpu_threads)
     items = read_parquet(processed / ITEMS_FILE, ITEMS, f"odmt prepare --out {processed}")
-    encoder = load_encoder(modality, config)
+    encoder = encoder or load_encoder(modality, config)
     identity = FeatureIdentity(
         modality=modality,
         encoder=encoder.name,

@@ -1,0 +1,30 @@
+"""`odmt bench <stage>`: benchmarks that print numbers (never timed assertions in tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from stages.common import Overrides, ParamsFile, params, print_counts, stage
+
+app = typer.Typer(help="Measure speed and memory of a stage.", no_args_is_help=True)
+
+
+@app.command("extract")
+def extract(
+    processed: Annotated[Path, typer.Option(help="Processed folder written by `odmt prepare`.")],
+    raw: Annotated[Path, typer.Option(help="Raw folder the items' image paths are relative to.")],
+    items: Annotated[int, typer.Option(help="How many items to extract (the first ones).")] = 256,
+    modality: Annotated[Literal["all", "text", "image"], typer.Option(help="Which encoder to measure.")] = "all",
+    params_file: ParamsFile = Path("params.yaml"),
+    overrides: Overrides = None,
+) -> None:
+    """items/s of extraction and of the bare encoder forward pass on the same batches, peak memory."""
+    from pipeline.features.benchmark import benchmark_extract
+
+    with stage("bench extract"):
+        config = params(params_file, overrides).extract
+        for name in ("text", "image") if modality == "all" else (modality,):
+            print_counts(f"extract {name}", benchmark_extract(name, processed, raw, config, items))
