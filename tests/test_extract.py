@@ -15,6 +15,7 @@ from pipeline.errors import InputError
 from pipeline.features import extract as extraction
 from pipeline.features.config import ExtractConfig, ImageFeaturesConfig, TextFeaturesConfig
 from pipeline.features.encoders import resolve
+from pipeline.features.images import load_rgb
 from pipeline.features.store import read_shard
 from pipeline.formats.hm import HMConfig, ingest_hm
 from stages.cli import app
@@ -190,3 +191,32 @@ def test_extract_command_writes_both_modalities(tmp_path, processed, tiny_bert, 
     assert result.exit_code == 0, result.output
     assert "text: 10 items x 30 tokens x 32 dims" in result.output
     assert "image: 10 items x 50 tokens x 32 dims" in result.output
+
+
+def test_clip_yields_its_last_layer_before_the_post_layernorm(tmp_path, processed):
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPVisionModel
+
+    folder = tmp_path / "tiny-clip"
+    torch.manual_seed(0)
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "image_size": 224, "patch_size": 32}
+    text = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
+    CLIPModel(CLIPConfig(vision_config=vision, text_config=text, projection_dim=16)).save_pretrained(folder)
+    CLIPImageProcessor().save_pretrained(folder)
+    small = tmp_path / "processed"
+    shutil.copytree(processed, small)
+    items = pq.read_table(processed / "items.parquet").slice(0, 3)
+    pq.write_table(items, small / "items.parquet")
+
+    settings = ExtractConfig(image=ImageFeaturesConfig(encoder=str(folder), loader_workers=0), device="cpu")
+    manifest = extraction.extract("image", small, HM_MINI, tmp_path / "image", settings)
+    assert manifest.identity.L == 50  # 7x7 patches of 32 px + CLS: nothing to pool
+    tokens = all_shards(tmp_path / "image", False)[1]
+
+    model = CLIPVisionModel.from_pretrained(folder).eval()
+    encoder = extraction.load_encoder("image", settings)
+    pixels = torch.stack([encoder.preprocess(load_rgb(HM_MINI / path, "item")) for path in items["image_path"].to_pylist()])
+    with torch.inference_mode():
+        output = model(pixel_values=pixels)
+    assert np.allclose(tokens, output.last_hidden_state.numpy(), atol=2e-3)
+    assert not np.allclose(tokens[:, 0], output.pooler_output.numpy(), atol=1e-2)  # pooler = post-layernorm CLS
