@@ -21,6 +21,8 @@ import yaml
 from pipeline.dataset.prepare import PrepareConfig
 from pipeline.errors import InputError
 from pipeline.features.config import ExtractConfig
+from pipeline.models.config import ODMTConfig
+from pipeline.training.config import TrainConfig
 from pipeline.formats.hm import HMConfig
 
 T = TypeVar("T")
@@ -54,6 +56,8 @@ class Params:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    model: ODMTConfig = field(default_factory=ODMTConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 def load_params(path: Path, overrides: Iterable[str] = ()) -> Params:

@@ -28,3 +28,20 @@ def extract(
         config = params(params_file, overrides).extract
         for name in ("text", "image") if modality == "all" else (modality,):
             print_counts(f"extract {name}", benchmark_extract(name, processed, raw, config, items))
+
+
+@app.command("train")
+def train(
+    processed: Annotated[Path, typer.Option(help="Processed folder written by `odmt prepare`.")],
+    features: Annotated[Path, typer.Option(help="Features folder written by `odmt extract`.")],
+    steps: Annotated[int, typer.Option(help="Training steps to time (batches of train.batch_size).")] = 3,
+    params_file: ParamsFile = Path("params.yaml"),
+    overrides: Overrides = None,
+) -> None:
+    """Training sequences/s and validation items/s, with and without per-step item de-duplication."""
+    from pipeline.training.benchmark import benchmark_train
+
+    with stage("bench train"):
+        settings = params(params_file, overrides)
+        for row in benchmark_train(processed, features, settings.model, settings.train, steps):
+            print_counts(f"train, deduplicate_items={row['deduplicate_items']}", row)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import bench, extract, ingest, prepare, sample
+from stages import bench, extract, ingest, prepare, sample, train
 
 app = typer.Typer(
     help="ODMT pipeline: ingest -> prepare -> extract -> train -> evaluate -> report.",
@@ -14,6 +14,7 @@ app = typer.Typer(
 app.add_typer(ingest.app, name="ingest")
 app.command("prepare")(prepare.prepare)
 app.command("extract")(extract.extract)
+app.command("train")(train.train)
 app.add_typer(sample.app, name="sample")
 app.add_typer(bench.app, name="bench")
 

@@ -114,3 +114,28 @@ def read_item_idx(path: Path) -> np.ndarray:
     """Only the item ids of a shard: enough to know what a finished shard covers."""
     with h5py.File(path, "r") as file:
         return file[ITEM_IDX][()]
+
+
+def load_tokens(folder: Path, items: pa.Table) -> tuple[np.ndarray, np.ndarray | None]:
+    """All tokens of a finished store, row i = item_idx i and row 0 = padding zeros: (N + 1, L, d), mask (N + 1, L).
+
+    Refused when the store is unfinished or was built from another items table.
+    """
+    manifest = Manifest.read(folder)
+    if manifest is None or not manifest.complete:
+        raise InputError(f"{folder}: no complete feature store (manifest.json). Run `odmt extract` (it resumes).")
+    if manifest.identity.items_fingerprint != items_fingerprint(items):
+        raise InputError(
+            f"{folder / MANIFEST_FILE}: features were extracted from another items table than the processed one. "
+            "Re-run `odmt extract --force` after `odmt prepare`."
+        )
+    with_mask = manifest.identity.modality == "text"
+    shape = (items.num_rows + 1, manifest.identity.L, manifest.identity.d)
+    tokens = np.zeros(shape, dtype=TOKEN_DTYPE)
+    mask = np.zeros(shape[:2], dtype=bool) if with_mask else None
+    for shard in manifest.shards:
+        item_idx, shard_tokens, shard_mask = read_shard(folder / shard["file"], with_mask)
+        tokens[item_idx] = shard_tokens
+        if mask is not None:
+            mask[item_idx] = shard_mask
+    return tokens, mask

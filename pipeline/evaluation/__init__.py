@@ -1,0 +1,1 @@
+"""Full-ranking metrics: shared by validation in training and by the evaluate stage."""

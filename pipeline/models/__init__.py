@@ -1,0 +1,1 @@
+"""Item encoders, user encoders and the ODMT model (paper section 3)."""

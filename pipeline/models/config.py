@@ -1,0 +1,38 @@
+"""`model` in params.yaml: kept apart from the model code so loading params never imports torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ODMTConfig:
+    """ODMT's architecture and loss; every Table 3 ablation is one switch here."""
+
+    hidden_size: int = 384  # d: every modality is projected to it (W^m E^m + b^m)
+    imt: bool = True  # False: separate Transformers per modality ("w/o IMT")
+    imt_layers: int = 2  # IMT layers; with imt off, layers of each per-modality Transformer
+    imt_heads: int = 2
+    id_mask: bool = True  # image and text queries cannot attend to the ID key
+    use_id: bool = True  # False: ID-free ODMT, image and text branches only
+    id_init: Literal["mean", "text", "image", "random"] = "mean"  # ID table from raw CLS features
+    user_encoder: Literal["sasrec"] = "sasrec"  # the backbone of each branch
+    user_layers: int = 2
+    user_heads: int = 2
+    positions: int = 12  # user-encoder input length (the authors' max_seq_len)
+    dropout: float = 0.1
+    layer_norm_eps: float = 1e-6
+    distillation: bool = True  # online distillation (eq. 7-9); False: late fusion, CE on averaged logits
+    temperature: float = 0.5  # T of eq. 9 (paper: 0.5 on H&M)
+    alpha: float = 60.0  # ramp-up of the distillation weight (paper: 60 on H&M)
+    detach_teacher: bool = False  # the authors' code lets gradients flow into the teacher
+    deduplicate_items: bool = True  # encode each distinct item of a batch once (same result, faster)
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.imt_heads or self.hidden_size % self.user_heads:
+            raise ValueError("hidden_size must be divisible by imt_heads and user_heads")
+        if self.temperature <= 0 or self.alpha <= 0:
+            raise ValueError("temperature and alpha must be positive")
+        if self.positions < 1:
+            raise ValueError("positions must be at least 1")

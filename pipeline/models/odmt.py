@@ -1,0 +1,206 @@
+"""ODMT: Online Distillation-enhanced Multi-modal Transformer (Ji et al., ACM MM 2023).
+
+Read top to bottom as the paper's section 3:
+  3.2  ItemFeatures (eq. 1, precomputed by `odmt extract`), IMT (eq. 2), ItemHead (eq. 3),
+       and the ID table's initialisation from the raw CLS features;
+  3.3  one SASRec user encoder per branch (eq. 4);
+  3.4/3.5  the debiased in-batch loss and online distillation (pipeline/training/loss.py).
+Branches are "image" (v), "text" (t) and "id".
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pipeline.models.config import ODMTConfig
+from pipeline.models.sasrec import SASRec
+from pipeline.models.transformer import Transformer, key_padding
+from pipeline.training.loss import (
+    cross_entropy,
+    debiased_logits,
+    distillation_terms,
+    in_batch_candidates,
+    rampup_weight,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ItemFeatures:
+    """Frozen token features of every item (eq. 1), row 0 = padding; loaded once, indexed per batch."""
+
+    image: torch.Tensor  # (N + 1, L_v, d_v) float16, CLS first
+    text: torch.Tensor  # (N + 1, L_t, d_t) float16, CLS first
+    text_mask: torch.Tensor  # (N + 1, L_t) bool, True on real tokens
+    popularity: torch.Tensor  # (N + 1,) training-part counts, at least 1
+
+    def to(self, device: torch.device) -> ItemFeatures:
+        return ItemFeatures(*(t.to(device) for t in (self.image, self.text, self.text_mask, self.popularity)))
+
+    @property
+    def items(self) -> int:
+        return len(self.image) - 1
+
+
+class ItemHead(nn.Sequential):
+    """Eq. 3: D = W2 LeakyReLU(W1 E_cls + b1) + b2, one per branch."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__(nn.Linear(hidden_size, hidden_size), nn.LeakyReLU(), nn.Linear(hidden_size, hidden_size))
+
+
+class IMT(nn.Module):
+    """ID-aware Multi-modal Transformer (eq. 2): one sequence [image tokens; ID; text tokens] per item.
+
+    With `id_mask`, image and text queries cannot attend to the ID key while the ID
+    query attends to everything, so ID embeddings cannot mislead the modality ones.
+    With `imt` off ("w/o IMT"), image and text each get their own Transformer and the
+    ID embedding goes straight to its head.
+    """
+
+    def __init__(self, config: ODMTConfig, image_width: int, text_width: int, id_width: int | None) -> None:
+        super().__init__()
+        self.config = config
+        d = config.hidden_size
+        self.projections = nn.ModuleDict({"image": nn.Linear(image_width, d), "text": nn.Linear(text_width, d)})
+        if id_width is not None:
+            self.projections["id"] = nn.Linear(id_width, d)
+        stack = dict(layers=config.imt_layers, hidden_size=d, heads=config.imt_heads, dropout=config.dropout,
+                     layer_norm_eps=config.layer_norm_eps)
+        if config.imt:
+            self.transformer = Transformer(**stack)
+        else:
+            self.transformers = nn.ModuleDict({"image": Transformer(**stack), "text": Transformer(**stack)})
+        self.heads = nn.ModuleDict({branch: ItemHead(d) for branch in self.projections})
+
+    def forward(
+        self, image: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor, ids: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        """image (n, L_v, d_v), text (n, L_t, d_t), text_mask (n, L_t), ids (n, d_id) -> {branch: D (n, d)}."""
+        v, t = self.projections["image"](image), self.projections["text"](text)  # (n, L_v, d), (n, L_t, d)
+        image_valid = torch.ones(v.shape[:2], dtype=torch.bool, device=v.device)
+        if not self.config.imt:
+            cls = {
+                "image": self.transformers["image"](v, key_padding(image_valid))[:, 0],
+                "text": self.transformers["text"](t, key_padding(text_mask))[:, 0],
+            }
+            if ids is not None:
+                cls["id"] = self.projections["id"](ids)
+            return {branch: self.heads[branch](e) for branch, e in cls.items()}
+
+        image_length = v.shape[1]
+        parts, valid = [v], [image_valid]
+        if ids is not None:
+            parts.append(self.projections["id"](ids).unsqueeze(1))  # (n, 1, d)
+            valid.append(image_valid[:, :1])
+        parts.append(t)
+        valid.append(text_mask)
+        allowed = key_padding(torch.cat(valid, dim=1))  # (n, S, S)
+        if ids is not None and self.config.id_mask:
+            blocked = torch.ones(allowed.shape[1], dtype=torch.bool, device=v.device)
+            blocked[image_length] = False  # the ID query itself still sees everything
+            allowed[:, blocked, image_length] = False
+        out = self.transformer(torch.cat(parts, dim=1), allowed)  # (n, S, d)
+        text_start = image_length + (ids is not None)
+        cls = {"image": out[:, 0], "text": out[:, text_start]}
+        if ids is not None:
+            cls["id"] = out[:, image_length]
+        return {branch: self.heads[branch](e) for branch, e in cls.items()}
+
+
+def initial_id_table(features: ItemFeatures, how: str) -> torch.Tensor:
+    """ID table (N + 1, d_id) from the raw CLS features: their mean (d_v = d_t), one of them, or random.
+
+    When d_v != d_t the mean is undefined; the paper then takes one modality: text here.
+    """
+    image_cls, text_cls = features.image[:, 0].float(), features.text[:, 0].float()
+    if how == "mean" and image_cls.shape[1] != text_cls.shape[1]:
+        log.warning("id_init 'mean' needs d_v == d_t (%d != %d): initialising from text", image_cls.shape[1], text_cls.shape[1])
+        how = "text"
+    if how == "mean":
+        table = (image_cls + text_cls) / 2
+    elif how == "random":
+        table = nn.init.xavier_uniform_(torch.empty_like(text_cls))
+    else:
+        table = (text_cls if how == "text" else image_cls).clone()
+    table[0] = 0  # padding
+    return table
+
+
+class ODMT(nn.Module):
+    """Item encoder (IMT) + one user encoder per branch; training loss of eq. 5-9; full-ranking scores."""
+
+    def __init__(self, config: ODMTConfig, features: ItemFeatures) -> None:
+        super().__init__()
+        self.config, self.features = config, features
+        self.branches = ("image", "text", "id") if config.use_id else ("image", "text")
+        id_table = initial_id_table(features, config.id_init) if config.use_id else None
+        if id_table is not None:
+            self.id_embeddings = nn.Embedding.from_pretrained(id_table, freeze=False, padding_idx=0)
+        self.item_encoder = IMT(
+            config, features.image.shape[2], features.text.shape[2], None if id_table is None else id_table.shape[1]
+        )
+        self.user_encoders = nn.ModuleDict(
+            {
+                branch: SASRec(config.hidden_size, config.user_layers, config.user_heads, config.positions,
+                               config.dropout, config.layer_norm_eps)
+                for branch in self.branches
+            }
+        )
+
+    def encode_items(self, items: torch.Tensor) -> dict[str, torch.Tensor]:
+        """items (n,) ids -> {branch: D (n, d)} through the IMT."""
+        f = self.features
+        ids = self.id_embeddings(items) if self.config.use_id else None
+        return self.item_encoder(f.image[items].float(), f.text[items].float(), f.text_mask[items], ids)
+
+    def sequence_item_embeddings(self, sequences: torch.Tensor) -> dict[str, torch.Tensor]:
+        """sequences (B, L) -> {branch: (B, L, d)}, each distinct item encoded once (or every slot, if not deduplicating)."""
+        if self.config.deduplicate_items:
+            distinct, inverse = torch.unique(sequences, return_inverse=True)
+            return {branch: e[inverse] for branch, e in self.encode_items(distinct).items()}
+        return {branch: e.view(*sequences.shape, -1) for branch, e in self.encode_items(sequences.flatten()).items()}
+
+    def forward(self, sequences: torch.Tensor, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
+        items = self.sequence_item_embeddings(sequences)
+        candidates = in_batch_candidates(sequences, self.features.popularity)
+        valid = sequences[:, :-1] != 0
+        logits = {}
+        for branch in self.branches:
+            users = self.user_encoders[branch](items[branch][:, :-1], valid)  # (B, L, d)
+            logits[branch] = debiased_logits(users[candidates.rows], items[branch][:, 1:][candidates.rows], candidates)
+        if not self.config.distillation:  # late fusion: one CE on the averaged logits
+            loss = cross_entropy(torch.stack(list(logits.values())).mean(dim=0))
+            return loss, {"ce_ensemble": loss.item(), "total": loss.item()}
+        ce = {branch: cross_entropy(z) for branch, z in logits.items()}
+        kl = distillation_terms(logits, self.config.temperature, self.config.detach_teacher)
+        weight = rampup_weight(epoch, self.config.alpha)
+        loss = sum(ce.values()) + weight * sum(kl.values())
+        parts = {f"ce_{b}": v.item() for b, v in ce.items()} | {f"kl_{b}": v.item() for b, v in kl.items()}
+        return loss, parts | {"distillation_weight": weight, "total": loss.item()}
+
+    @torch.no_grad()
+    def all_item_embeddings(self, chunk: int = 1024) -> dict[str, torch.Tensor]:
+        """{branch: (N + 1, d)} for every item, each encoded once; row 0 (padding) is zeros."""
+        device = self.features.image.device
+        parts: dict[str, list[torch.Tensor]] = {branch: [] for branch in self.branches}
+        for start in range(1, self.features.items + 1, chunk):
+            items = torch.arange(start, min(start + chunk, self.features.items + 1), device=device)
+            for branch, e in self.encode_items(items).items():
+                parts[branch].append(e.float())
+        return {b: torch.cat([torch.zeros_like(p[0][:1]), *p]) for b, p in parts.items()}
+
+    @torch.no_grad()
+    def score(self, histories: torch.Tensor, items: dict[str, torch.Tensor]) -> torch.Tensor:
+        """histories (U, L) left-padded -> (U, N + 1): mean over branches of H . D, no popularity correction."""
+        valid = histories != 0
+        scores = [
+            self.user_encoders[b](items[b][histories], valid)[:, -1].float() @ items[b].T for b in self.branches
+        ]
+        return torch.stack(scores).mean(dim=0)

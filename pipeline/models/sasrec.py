@@ -1,0 +1,29 @@
+"""SASRec (Kang and McAuley, 2018) as ODMT's user encoder (paper eq. 4), one per branch.
+
+Sequences are left-padded, so the latest item is always at the last position; learned
+positions, causal attention, padding keys masked.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pipeline.models.transformer import Transformer, key_padding
+
+
+class SASRec(nn.Module):
+    def __init__(self, hidden_size: int, layers: int, heads: int, positions: int, dropout: float, layer_norm_eps: float):
+        super().__init__()
+        self.position_embeddings = nn.Embedding(positions, hidden_size)
+        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.dropout = nn.Dropout(dropout)
+        self.transformer = Transformer(layers, hidden_size, heads, dropout, layer_norm_eps)
+
+    def forward(self, items: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """items (B, L, d) item embeddings, valid (B, L) bool -> H (B, L, d): position p summarises items <= p."""
+        length = items.shape[1]
+        positions = torch.arange(length, device=items.device)
+        x = self.dropout(self.norm(items + self.position_embeddings(positions)))
+        causal = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
+        return self.transformer(x, key_padding(valid) & causal)

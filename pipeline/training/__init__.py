@@ -1,0 +1,1 @@
+"""The debiased in-batch loss, online distillation, and the training loop."""

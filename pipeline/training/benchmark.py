@@ -1,0 +1,57 @@
+"""Training speed: sequences/s of training steps and items/s of full-ranking validation,
+with and without encoding each distinct item of a batch once."""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.dataset.processed import read_processed
+from pipeline.models.config import ODMTConfig
+from pipeline.models.odmt import ODMT
+from pipeline.runtime import autocast, resolve_device, set_cpu_threads
+from pipeline.training.config import TrainConfig
+from pipeline.training.data import training_sequences
+from pipeline.training.loop import load_item_features
+
+
+def benchmark_train(processed: Path, features: Path, model_config: ODMTConfig, config: TrainConfig, steps: int) -> list[dict[str, Any]]:
+    """One row per de-duplication setting: the same batches, the same model initialisation."""
+    set_cpu_threads(config.cpu_threads)
+    device = resolve_device(config.device)
+    item_features = load_item_features(processed, features).to(device)
+    _, sequences = read_processed(processed)
+    batches = training_sequences(sequences, model_config.positions).split(config.batch_size)[:steps]
+    rows = []
+    for deduplicate in (True, False):
+        torch.manual_seed(config.seed)
+        model = ODMT(replace(model_config, deduplicate_items=deduplicate), item_features).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+        start = time.perf_counter()
+        for batch in batches:
+            with autocast(device, config.precision):
+                loss, _ = model(batch.to(device), epoch=1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        train_seconds = time.perf_counter() - start
+        model.eval()
+        start = time.perf_counter()
+        with autocast(device, config.precision):
+            model.all_item_embeddings()
+        encode_seconds = time.perf_counter() - start
+        rows.append({
+            "deduplicate_items": deduplicate,
+            "distinct_items_per_batch": round(sum(len(torch.unique(b[b != 0])) for b in batches) / len(batches)),
+            "item_slots_per_batch": round(sum(b.numel() for b in batches) / len(batches)),
+            "train_sequences_per_s": round(sum(len(b) for b in batches) / train_seconds, 2),
+            "validation_items_per_s": round(item_features.items / encode_seconds, 1),
+            "peak_rss_mib_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "peak_cuda_mib": round(torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else None,
+        })
+    return rows

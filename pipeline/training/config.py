@@ -1,0 +1,29 @@
+"""`train` in params.yaml: kept apart from the loop so loading params never imports torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.runtime import Device, Precision
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation (the authors' values as defaults) and model selection on validation."""
+
+    epochs: int = 30
+    batch_size: int = 128  # sequences per step
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.1  # AdamW, on all parameters
+    gradient_clip: float = 5.0
+    patience: int = 5  # epochs without a better valid Recall@k before stopping
+    selection_k: int = 10  # best.pt = best valid Recall@selection_k
+    seed: int = 0
+    device: Device = "auto"
+    precision: Precision = "auto"  # auto: bf16/fp16 autocast on CUDA, fp32 on CPU
+    cpu_threads: int = 0  # 0: one per core
+    eval_users_per_batch: int = 1024  # full-ranking validation in chunks of users (bounded memory)
+
+    def __post_init__(self) -> None:
+        if min(self.epochs, self.batch_size, self.patience, self.selection_k, self.eval_users_per_batch) < 1:
+            raise ValueError("epochs, batch_size, patience, selection_k and eval_users_per_batch must be positive")

@@ -1,0 +1,157 @@
+"""Training: AdamW on the in-batch loss, validation by full ranking every epoch, best.pt by valid Recall@k.
+
+The test target is never read here. Checkpoints are written atomically; last.pt holds
+everything needed to continue (`resume`) and end with the same weights as an
+uninterrupted run on CPU: optimiser, epoch, early-stopping state, RNG state and log.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.artifacts import atomic_path, write_json
+from pipeline.dataset.processed import read_processed
+from pipeline.errors import InputError
+from pipeline.evaluation.metrics import ndcg_at, pessimistic_ranks, recall_at
+from pipeline.features.store import load_tokens
+from pipeline.models.config import ODMTConfig
+from pipeline.models.odmt import ODMT, ItemFeatures
+from pipeline.runtime import autocast, resolve_device, set_cpu_threads
+from pipeline.training.config import TrainConfig
+from pipeline.training.data import RankingTask, training_sequences, validation_task
+
+log = logging.getLogger(__name__)
+
+MODELS = {"odmt": ODMT}
+BEST, LAST, LOG, CONFIG = "best.pt", "last.pt", "train_log.tsv", "config.json"
+
+
+def load_item_features(processed: Path, features: Path) -> ItemFeatures:
+    """Every item's frozen features, checked against the processed items they were extracted from."""
+    items, _ = read_processed(processed)
+    image, _ = load_tokens(features / "image", items)
+    text, text_mask = load_tokens(features / "text", items)
+    counts = np.concatenate([[1], items["train_count"].to_numpy()]).clip(min=1)  # log(pop) defined everywhere
+    return ItemFeatures(torch.from_numpy(image), torch.from_numpy(text), torch.from_numpy(text_mask), torch.from_numpy(counts))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@torch.no_grad()
+def evaluate_ranking(model: ODMT, task: RankingTask, users_per_batch: int, ks: tuple[int, ...]) -> dict[str, float]:
+    """Full-ranking Recall@k and NDCG@k: every item encoded once, users scored in chunks."""
+    model.eval()
+    items = model.all_item_embeddings()
+    device = next(model.parameters()).device
+    ranks = torch.cat([
+        pessimistic_ranks(
+            model.score(task.histories[start:start + users_per_batch].to(device), items),
+            task.targets[start:start + users_per_batch].to(device),
+            task.exclude[start:start + users_per_batch],
+        ).cpu()
+        for start in range(0, len(task.targets), users_per_batch)
+    ])
+    return {f"recall@{k}": recall_at(ranks, k) for k in ks} | {f"ndcg@{k}": ndcg_at(ranks, k) for k in ks}
+
+
+def train(
+    processed: Path,
+    features: Path,
+    out: Path,
+    model_config: ODMTConfig,
+    config: TrainConfig,
+    resume: bool = False,
+    on_sequences: Callable[[int], None] = lambda n: None,
+) -> list[dict[str, Any]]:
+    """Train ODMT on processed/ and features/, writing config.json, best.pt, last.pt and train_log.tsv to `out`."""
+    if (out / LAST).exists() and not resume:
+        raise InputError(f"{out}: already holds a run. Pass --resume to continue it, or delete the folder to start over.")
+    if resume and not (out / LAST).exists():
+        raise InputError(f"{out / LAST}: nothing to resume. Run without --resume to start.")
+    seed_everything(config.seed)
+    set_cpu_threads(config.cpu_threads)
+    device = resolve_device(config.device)
+    _, sequences = read_processed(processed)
+    model = ODMT(model_config, load_item_features(processed, features).to(device)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    fp16 = device.type == "cuda" and config.precision == "fp16"
+    scaler = torch.amp.GradScaler(enabled=fp16)
+    train_sequences = training_sequences(sequences, model_config.positions)
+    valid = validation_task(sequences, model_config.positions)
+    k = config.selection_k
+
+    first_epoch, best, stale, rows = 1, -1.0, 0, []
+    if resume:
+        state = torch.load(out / LAST, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        first_epoch, best, stale, rows = state["epoch"] + 1, state["best"], state["stale"], state["log"]
+        torch.set_rng_state(state["rng"])
+    write_json(out / CONFIG, {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(config),
+                              "processed": str(processed), "features": str(features)})
+
+    for epoch in range(first_epoch, config.epochs + 1):
+        if stale >= config.patience:
+            log.info("early stop: valid Recall@%d did not improve for %d epochs", k, stale)
+            break
+        start, sums = time.perf_counter(), defaultdict(float)
+        model.train()
+        order = torch.randperm(len(train_sequences), generator=torch.Generator().manual_seed(config.seed + epoch))
+        for batch in order.split(config.batch_size):
+            with autocast(device, config.precision):
+                loss, parts = model(train_sequences[batch].to(device), epoch)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            for name, value in parts.items():
+                sums[name] += value * len(batch)
+            on_sequences(len(batch))
+        metrics = evaluate_ranking(model, valid, config.eval_users_per_batch, (k,))
+        row = {"epoch": epoch} | {name: total / len(train_sequences) for name, total in sums.items()}
+        row |= {f"valid_{name}": value for name, value in metrics.items()} | {"seconds": time.perf_counter() - start}
+        rows.append(row)
+        if metrics[f"recall@{k}"] > best:
+            best, stale = metrics[f"recall@{k}"], 0
+            save(out / BEST, {"model_config": dataclasses.asdict(model_config), "model": model.state_dict(),
+                              "epoch": epoch, "valid": metrics})
+        else:
+            stale += 1
+        save(out / LAST, {"model_config": dataclasses.asdict(model_config), "model": model.state_dict(),
+                          "optimizer": optimizer.state_dict(), "epoch": epoch, "best": best, "stale": stale,
+                          "log": rows, "rng": torch.get_rng_state()})
+        write_log(out / LOG, rows)
+        log.info("epoch %d: loss %.4f, valid Recall@%d %.4f, NDCG@%d %.4f, %.1f s", epoch, row["total"], k,
+                 metrics[f"recall@{k}"], k, metrics[f"ndcg@{k}"], row["seconds"])
+    return rows
+
+
+def save(path: Path, checkpoint: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    """train_log.tsv: one row per epoch, every loss part, valid metrics and seconds."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]), delimiter="\t")
+        writer.writeheader()
+        writer.writerows({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
+

@@ -1,0 +1,33 @@
+"""`odmt train`: processed/ + features/ -> runs/<model>/ (config.json, best.pt, last.pt, train_log.tsv)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stages.common import Overrides, ParamsFile, params, progress_bar, stage
+
+
+def train(
+    processed: Annotated[Path, typer.Option(help="Processed folder written by `odmt prepare`.")],
+    features: Annotated[Path, typer.Option(help="Features folder written by `odmt extract` (text/, image/).")],
+    out: Annotated[Path, typer.Option(help="Run folder to write.")],
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last.pt.")] = False,
+    params_file: ParamsFile = Path("params.yaml"),
+    overrides: Overrides = None,
+) -> None:
+    """Train ODMT, selecting best.pt on validation (the test target is never read)."""
+    from pipeline.dataset.processed import SEQUENCES_FILE
+    from pipeline.training.loop import train as train_model
+
+    import pyarrow.parquet as pq
+
+    with stage("train"):
+        settings = params(params_file, overrides)
+        users = pq.read_metadata(processed / SEQUENCES_FILE).num_rows if (processed / SEQUENCES_FILE).is_file() else 0
+        with progress_bar("training sequences", users * settings.train.epochs) as advance:
+            rows = train_model(processed, features, out, settings.model, settings.train, resume, advance)
+        best = max(rows, key=lambda row: row[f"valid_recall@{settings.train.selection_k}"])
+        typer.echo(f"best epoch {best['epoch']}: " + ", ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("valid_")))

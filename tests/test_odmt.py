@@ -1,0 +1,89 @@
+import pytest
+import torch
+
+from pipeline.models.odmt import ODMT, initial_id_table
+from tests.model_fixtures import random_features, tiny
+
+
+def item_outputs(model: ODMT, items: torch.Tensor) -> dict[str, torch.Tensor]:
+    model.eval()
+    with torch.no_grad():
+        return model.encode_items(items)
+
+
+def test_id_mask_really_blocks_the_id_key():
+    items = torch.arange(1, 9)
+    for id_mask, unchanged in ((True, True), (False, False)):
+        torch.manual_seed(0)
+        model = ODMT(tiny(id_mask=id_mask), random_features(10))
+        before = item_outputs(model, items)
+        with torch.no_grad():
+            model.id_embeddings.weight.add_(torch.randn_like(model.id_embeddings.weight))
+        after = item_outputs(model, items)
+        assert not torch.allclose(before["id"], after["id"])  # the ID output always follows its embedding
+        for branch in ("image", "text"):
+            assert torch.allclose(before[branch], after[branch], atol=1e-6) is unchanged
+
+
+def test_imt_mixes_modalities_and_separate_transformers_do_not():
+    items = torch.arange(1, 9)
+    for imt, text_reaches_image in ((True, True), (False, False)):
+        torch.manual_seed(0)
+        features = random_features(10)
+        model = ODMT(tiny(imt=imt), features)
+        before = item_outputs(model, items)
+        features.text.add_(1.0)
+        assert torch.allclose(before["image"], item_outputs(model, items)["image"], atol=1e-6) is not text_reaches_image
+
+
+def test_imt_layers_and_use_id_switches():
+    assert len(ODMT(tiny(imt=False, imt_layers=1), random_features(4)).item_encoder.transformers["image"].layers) == 1
+    assert len(ODMT(tiny(imt_layers=2), random_features(4)).item_encoder.transformer.layers) == 2
+    id_free = ODMT(tiny(use_id=False), random_features(4))
+    assert id_free.branches == ("image", "text") and not hasattr(id_free, "id_embeddings")
+    assert set(item_outputs(id_free, torch.arange(1, 4))) == {"image", "text"}
+
+
+def test_id_table_initialisation():
+    features = random_features(6)
+    image_cls, text_cls = features.image[:, 0].float(), features.text[:, 0].float()
+    assert torch.allclose(initial_id_table(features, "mean")[1:], ((image_cls + text_cls) / 2)[1:])
+    assert torch.allclose(initial_id_table(features, "text")[1:], text_cls[1:])
+    assert torch.allclose(initial_id_table(features, "image")[1:], image_cls[1:])
+    random = initial_id_table(features, "random")
+    assert not torch.allclose(random[1:], text_cls[1:]) and random[0].abs().sum() == 0
+    wider = random_features(6)
+    wider.image = torch.randn(7, 5, 12).half()  # d_v != d_t: the paper falls back to one modality
+    assert torch.allclose(initial_id_table(wider, "mean")[1:], wider.text[1:, 0].float())
+
+
+def test_deduplicated_and_naive_encoding_give_identical_losses():
+    sequences = torch.tensor([[0, 0, 1, 2, 3, 1, 4], [5, 2, 6, 1, 7, 8, 2], [0, 0, 0, 0, 9, 3, 1]])
+    losses = []
+    for deduplicate in (True, False):
+        torch.manual_seed(0)
+        model = ODMT(tiny(deduplicate_items=deduplicate), random_features(10)).eval()
+        losses.append(model(sequences, epoch=3))
+    (dedup_loss, dedup_parts), (naive_loss, naive_parts) = losses
+    assert dedup_loss.item() == pytest.approx(naive_loss.item(), rel=1e-6)
+    assert dedup_parts == pytest.approx(naive_parts, rel=1e-6)
+
+
+def test_distillation_switch_changes_the_loss_parts():
+    sequences = torch.tensor([[0, 1, 2, 3, 4, 5, 6]])
+    torch.manual_seed(0)
+    _, online = ODMT(tiny(), random_features(8))(sequences, epoch=1)
+    assert {"ce_image", "ce_text", "ce_id", "kl_image", "kl_text", "kl_id", "distillation_weight"} <= set(online)
+    _, late = ODMT(tiny(distillation=False), random_features(8))(sequences, epoch=1)
+    assert set(late) == {"ce_ensemble", "total"}
+
+
+def test_scores_average_the_branches():
+    torch.manual_seed(0)
+    model = ODMT(tiny(), random_features(8)).eval()
+    histories = torch.tensor([[0, 0, 0, 1, 2, 3], [4, 5, 6, 7, 8, 1]])
+    items = model.all_item_embeddings(chunk=3)
+    assert items["id"].shape == (9, 16) and items["id"][0].abs().sum() == 0
+    with torch.no_grad():
+        by_branch = [model.user_encoders[b](items[b][histories], histories != 0)[:, -1] @ items[b].T for b in model.branches]
+    assert torch.allclose(model.score(histories, items), sum(by_branch) / 3, atol=1e-5)
