@@ -19,10 +19,10 @@ def train(
     overrides: Overrides = None,
 ) -> None:
     """Train ODMT, selecting best.pt on validation (the test target is never read)."""
-    from pipeline.dataset.processed import SEQUENCES_FILE
-    from pipeline.training.loop import train as train_model
-
     import pyarrow.parquet as pq
+
+    from pipeline.dataset.processed import SEQUENCES_FILE
+    from pipeline.training.loop import train as train_model  # torch loads here only
 
     with stage("train"):
         settings = params(params_file, overrides)
