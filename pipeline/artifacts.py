@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Iterator
@@ -61,3 +62,10 @@ def read_parquet(path: Path, schema: pa.Schema, produced_by: str) -> pa.Table:
             f"{path}: column types do not match {schema}: {error}. Re-create it with `{produced_by}`."
         ) from error
 
+
+def write_tsv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """A table of dict rows (floats to 6 decimals): train_log.tsv, popularity_groups.tsv; DVC plots read them."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]), delimiter="\t")
+        writer.writeheader()
+        writer.writerows({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()} for row in rows)

@@ -20,6 +20,7 @@ import yaml
 
 from pipeline.dataset.prepare import PrepareConfig
 from pipeline.errors import InputError
+from pipeline.evaluation.config import EvaluateConfig
 from pipeline.features.config import ExtractConfig
 from pipeline.models.config import ODMTConfig
 from pipeline.training.config import TrainConfig
@@ -58,6 +59,7 @@ class Params:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     model: ODMTConfig = field(default_factory=ODMTConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
 def load_params(path: Path, overrides: Iterable[str] = ()) -> Params:

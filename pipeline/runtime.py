@@ -25,15 +25,32 @@ def resolve_device(choice: Device) -> torch.device:
     return torch.device("cuda" if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()) else "cpu")
 
 
-def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:
-    """Mixed precision: on CUDA by default (bf16 where supported, else fp16); on CPU only if asked."""
+def resolve_precision(device: torch.device, precision: Precision, bf16_on_cpu: bool = False) -> Precision:
+    """auto: on CUDA bf16 (fp16 where bf16 is unsupported); on CPU bf16 only for callers that
+    opt in (training) and only where the CPU multiplies bf16 natively, else fp32."""
     import torch
 
-    if precision == "fp32" or (precision == "auto" and device.type == "cpu"):
+    if precision != "auto":
+        return precision
+    if device.type == "cpu":
+        return "bf16" if bf16_on_cpu and native_cpu_bf16() else "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def autocast(device: torch.device, precision: Precision, bf16_on_cpu: bool = False) -> contextlib.AbstractContextManager:
+    import torch
+
+    precision = resolve_precision(device, precision, bf16_on_cpu)
+    if precision == "fp32":
         return contextlib.nullcontext()
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def native_cpu_bf16() -> bool:
+    """AMX or AVX512-BF16: bf16 matrix products ~3x faster than fp32 (measured 364 vs 119 GFLOP/s on 2 cores)."""
+    import torch
+
+    return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
 
 
 def set_cpu_threads(threads: int) -> None:

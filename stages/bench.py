@@ -35,6 +35,9 @@ def train(
     processed: Annotated[Path, typer.Option(help="Processed folder written by `odmt prepare`.")],
     features: Annotated[Path, typer.Option(help="Features folder written by `odmt extract`.")],
     steps: Annotated[int, typer.Option(help="Training steps to time (batches of train.batch_size).")] = 3,
+    distinct_items: Annotated[
+        int | None, typer.Option(help="Draw full batches from this many random items instead of the users' sequences.")
+    ] = None,
     params_file: ParamsFile = Path("params.yaml"),
     overrides: Overrides = None,
 ) -> None:
@@ -43,5 +46,21 @@ def train(
 
     with stage("bench train"):
         settings = params(params_file, overrides)
-        for row in benchmark_train(processed, features, settings.model, settings.train, steps):
+        for row in benchmark_train(processed, features, settings.model, settings.train, steps, distinct_items):
             print_counts(f"train, deduplicate_items={row['deduplicate_items']}", row)
+
+
+@app.command("evaluate")
+def evaluate(
+    items: Annotated[list[int], typer.Option(help="Catalogue sizes to measure; repeat the option.")] = [1_000, 10_000],  # noqa: B006
+    users: Annotated[int, typer.Option(help="Users ranked at each size.")] = 2048,
+    params_file: ParamsFile = Path("params.yaml"),
+    overrides: Overrides = None,
+) -> None:
+    """Full-ranking evaluation as the item count grows: items/s encoded, users/s ranked, peak memory."""
+    from pipeline.evaluation.benchmark import benchmark_evaluate
+
+    with stage("bench evaluate"):
+        settings = params(params_file, overrides)
+        for row in benchmark_evaluate(settings.model, settings.evaluate, items, users):
+            print_counts(f"evaluate, {row['items']} items", row)

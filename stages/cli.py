@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import bench, extract, ingest, prepare, sample, train
+from stages import bench, evaluate, extract, ingest, prepare, recommend, report, sample, train
 
 app = typer.Typer(
     help="ODMT pipeline: ingest -> prepare -> extract -> train -> evaluate -> report.",
@@ -15,6 +15,9 @@ app.add_typer(ingest.app, name="ingest")
 app.command("prepare")(prepare.prepare)
 app.command("extract")(extract.extract)
 app.command("train")(train.train)
+app.command("evaluate")(evaluate.evaluate)
+app.command("report")(report.report)
+app.command("recommend")(recommend.recommend)
 app.add_typer(sample.app, name="sample")
 app.add_typer(bench.app, name="bench")
 

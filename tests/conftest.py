@@ -5,8 +5,12 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+
+from pipeline.dataset.prepare import PrepareConfig, prepare
+from pipeline.formats.hm import HMConfig, ingest_hm
 
 REPO = Path(__file__).resolve().parents[1]
 HM_MINI = REPO / "data" / "raw" / "hm-mini"
@@ -60,3 +64,30 @@ def shared_hm() -> Path:
     if not (SHARED_HM / "transactions_train.csv").is_file():
         pytest.skip(f"{SHARED_HM} is absent: the real hm-sample lives beside the checkout, not in the repo")
     return SHARED_HM
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory) -> tuple[Path, Path]:
+    """hm-mini processed, with small random feature stores standing in for `odmt extract` (for training and evaluation)."""
+    from tests.model_fixtures import write_random_store  # torch loads only for tests that train
+
+    root = tmp_path_factory.mktemp("train")
+    ingest_hm(HM_MINI, root / "interim", HMConfig())
+    prepare(root / "interim", HM_MINI, root / "processed", PrepareConfig())
+    items = pq.read_table(root / "processed" / "items.parquet")
+    write_random_store(root / "features" / "text", "text", items, seed=1)
+    write_random_store(root / "features" / "image", "image", items, seed=2)
+    return root / "processed", root / "features"
+
+
+@pytest.fixture(scope="session")
+def odmt_run(tmp_path_factory, data) -> Path:
+    """A tiny ODMT trained two epochs on `data`: a run folder for evaluate and recommend."""
+    from pipeline.training.config import TrainConfig
+    from pipeline.training.loop import train
+    from tests.model_fixtures import tiny
+
+    processed, features = data
+    folder = tmp_path_factory.mktemp("odmt") / "run"
+    train(processed, features, folder, tiny(), TrainConfig(epochs=2, batch_size=32, device="cpu", precision="fp32", cpu_threads=1))
+    return folder

@@ -43,3 +43,11 @@ def test_unknown_parameter_is_named(tmp_path):
     )
     assert result.exit_code == 2
     assert "colour" in result.output
+
+
+def test_bench_evaluate_ranks_synthetic_catalogues():
+    result = runner.invoke(app, ["bench", "evaluate", "--items", "40", "--items", "90", "--users", "8", *PARAMS,
+                                 "-S", "model.hidden_size=16", "-S", "evaluate.device=cpu"])
+    assert result.exit_code == 0, result.output
+    assert "evaluate, 40 items" in result.output and "evaluate, 90 items" in result.output
+    assert "users_ranked_per_s" in result.output

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pipeline.models.odmt import ODMT, initial_id_table
+from pipeline.models.odmt import ODMT, ItemFeatures, initial_id_table
 from tests.model_fixtures import random_features, tiny
 
 
@@ -78,12 +78,36 @@ def test_distillation_switch_changes_the_loss_parts():
     assert set(late) == {"ce_ensemble", "total"}
 
 
-def test_scores_average_the_branches():
+def test_item_embeddings_in_chunks_and_user_embeddings_at_the_last_position():
     torch.manual_seed(0)
     model = ODMT(tiny(), random_features(8)).eval()
     histories = torch.tensor([[0, 0, 0, 1, 2, 3], [4, 5, 6, 7, 8, 1]])
     items = model.all_item_embeddings(chunk=3)
     assert items["id"].shape == (9, 16) and items["id"][0].abs().sum() == 0
+    whole = model.all_item_embeddings(chunk=1024)
+    assert all(torch.allclose(items[b], whole[b], atol=1e-6) for b in model.branches)
+    users = model.user_embeddings(histories, items)
     with torch.no_grad():
-        by_branch = [model.user_encoders[b](items[b][histories], histories != 0)[:, -1] @ items[b].T for b in model.branches]
-    assert torch.allclose(model.score(histories, items), sum(by_branch) / 3, atol=1e-5)
+        for b in model.branches:
+            assert torch.allclose(users[b], model.user_encoders[b](items[b][histories], histories != 0)[:, -1])
+    changed = histories.clone()
+    changed[0, 3] = 5  # an earlier item of user 0 changes user 0 only
+    after = model.user_embeddings(changed, items)
+    assert not torch.allclose(after["id"][0], users["id"][0]) and torch.allclose(after["id"][1], users["id"][1])
+
+
+def test_trailing_text_padding_does_not_change_item_outputs():
+    torch.manual_seed(0)
+    features = random_features(10)
+    model = ODMT(tiny(), features)
+    items = torch.tensor([1, 2, 5])
+    before = item_outputs(model, items)
+    wider = ItemFeatures(
+        features.image,
+        torch.cat([features.text, torch.randn(len(features.text), 4, features.text.shape[2]).half()], dim=1),
+        torch.cat([features.text_mask, torch.zeros(len(features.text), 4, dtype=torch.bool)], dim=1),
+        features.popularity,
+    )
+    model.features = wider
+    after = item_outputs(model, items)
+    assert all(torch.allclose(before[b], after[b], atol=1e-6) for b in before)

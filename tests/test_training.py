@@ -11,25 +11,14 @@ from pipeline.dataset.processed import leave_one_out
 from pipeline.errors import InputError
 from pipeline.formats.hm import HMConfig, ingest_hm
 from pipeline.training.config import TrainConfig
-from pipeline.training.data import RankingTask, left_pad, validation_task
-from pipeline.training.loop import evaluate_ranking, load_item_features, train
+from pipeline.dataset.processed import left_pad
+from pipeline.evaluation.ranking import RankingTask
+from pipeline.training.loop import load_item_features, train, validate
 from pipeline.models.odmt import ODMT
 from tests.conftest import HM_MINI
 from tests.model_fixtures import tiny, write_random_store
 
 QUICK = TrainConfig(epochs=4, batch_size=32, learning_rate=3e-3, patience=100, device="cpu", precision="fp32", cpu_threads=1)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> tuple[Path, Path]:
-    """hm-mini processed, with small random feature stores standing in for `odmt extract`."""
-    root = tmp_path_factory.mktemp("train")
-    ingest_hm(HM_MINI, root / "interim", HMConfig())
-    prepare(root / "interim", HM_MINI, root / "processed", PrepareConfig())
-    items = pq.read_table(root / "processed" / "items.parquet")
-    write_random_store(root / "features" / "text", "text", items, seed=1)
-    write_random_store(root / "features" / "image", "image", items, seed=2)
-    return root / "processed", root / "features"
 
 
 def read_log(run: Path) -> list[dict[str, str]]:
@@ -45,8 +34,8 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, data):
     whole = torch.load(tmp_path / "whole" / "last.pt", weights_only=False)
     split = torch.load(tmp_path / "split" / "last.pt", weights_only=False)
     assert whole["epoch"] == split["epoch"] == 4
-    for name, tensor in whole["model"].items():
-        assert torch.equal(tensor, split["model"][name]), name
+    for name, tensor in whole["model_state"].items():
+        assert torch.equal(tensor, split["model_state"][name]), name
     drop_seconds = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
     assert drop_seconds(read_log(tmp_path / "whole")) == drop_seconds(read_log(tmp_path / "split"))
     log = read_log(tmp_path / "whole")
@@ -66,23 +55,13 @@ def test_a_tiny_run_learns_the_sequences_it_sees(tmp_path, data):
     )
     config = tiny(dropout=0.0, hidden_size=32)
     torch.manual_seed(QUICK.seed)
-    untrained = evaluate_ranking(ODMT(config, load_item_features(processed, features)), seen, 1024, (10,))
+    untrained = validate(ODMT(config, load_item_features(processed, features)), seen, QUICK)
     rows = train(processed, features, tmp_path / "run", config, replace(QUICK, epochs=60, learning_rate=1e-2))
     trained_model = ODMT(config, load_item_features(processed, features))
-    trained_model.load_state_dict(torch.load(tmp_path / "run" / "last.pt", weights_only=False)["model"])
-    trained = evaluate_ranking(trained_model, seen, 1024, (10,))
+    trained_model.load_state_dict(torch.load(tmp_path / "run" / "last.pt", weights_only=False)["model_state"])
+    trained = validate(trained_model, seen, QUICK)
     assert rows[-1]["total"] < rows[0]["total"]
     assert trained["recall@10"] > untrained["recall@10"] + 0.1
-
-
-def test_validation_reads_the_valid_target_never_the_test_target(data):
-    processed, _ = data
-    sequences = pq.read_table(processed / "sequences.parquet")
-    task = validation_task(sequences, positions=12)
-    for sequence, history, target, excluded in zip(sequences["items"].to_pylist(), task.histories, task.targets, task.exclude):
-        assert target == sequence[-2]
-        assert [i for i in history.tolist() if i] == sequence[:-2][-12:]
-        assert set(excluded) == set(sequence[:-2])
 
 
 def test_runs_are_not_overwritten_and_resume_needs_a_run(tmp_path, data):

@@ -48,6 +48,12 @@ def leave_one_out(sequence: Sequence[int]) -> Split:
     return Split(train=sequence[:-2], valid=sequence[-2], test=sequence[-1])
 
 
+def left_pad(items: Sequence[int], length: int) -> list[int]:
+    """The last `length` items, padded on the left with 0 so the latest item is always last."""
+    kept = list(items)[-length:]
+    return [PADDING_IDX] * (length - len(kept)) + kept
+
+
 def read_processed(processed: Path) -> tuple[pa.Table, pa.Table]:
     produced_by = f"odmt prepare --out {processed}"
     return (

@@ -86,8 +86,8 @@ class IMT(nn.Module):
         image_valid = torch.ones(v.shape[:2], dtype=torch.bool, device=v.device)
         if not self.config.imt:
             cls = {
-                "image": self.transformers["image"](v, key_padding(image_valid))[:, 0],
-                "text": self.transformers["text"](t, key_padding(text_mask))[:, 0],
+                "image": self.transformers["image"](v, key_padding(image_valid), outputs=[0])[:, 0],
+                "text": self.transformers["text"](t, key_padding(text_mask), outputs=[0])[:, 0],
             }
             if ids is not None:
                 cls["id"] = self.projections["id"](ids)
@@ -105,12 +105,9 @@ class IMT(nn.Module):
             blocked = torch.ones(allowed.shape[1], dtype=torch.bool, device=v.device)
             blocked[image_length] = False  # the ID query itself still sees everything
             allowed[:, blocked, image_length] = False
-        out = self.transformer(torch.cat(parts, dim=1), allowed)  # (n, S, d)
-        text_start = image_length + (ids is not None)
-        cls = {"image": out[:, 0], "text": out[:, text_start]}
-        if ids is not None:
-            cls["id"] = out[:, image_length]
-        return {branch: self.heads[branch](e) for branch, e in cls.items()}
+        read = {"image": 0, "text": image_length + (ids is not None)} | ({"id": image_length} if ids is not None else {})
+        out = self.transformer(torch.cat(parts, dim=1), allowed, outputs=list(read.values()))  # (n, branches, d)
+        return {branch: self.heads[branch](out[:, i]) for i, branch in enumerate(read)}
 
 
 def initial_id_table(features: ItemFeatures, how: str) -> torch.Tensor:
@@ -154,10 +151,17 @@ class ODMT(nn.Module):
         )
 
     def encode_items(self, items: torch.Tensor) -> dict[str, torch.Tensor]:
-        """items (n,) ids -> {branch: D (n, d)} through the IMT."""
+        """items (n,) ids -> {branch: D (n, d)} through the IMT.
+
+        Text is cut after the last real token of these items: padding keys are masked
+        anyway, so the outputs are identical and no compute goes to padding.
+        """
         f = self.features
+        text_mask = f.text_mask[items]
+        used = text_mask.any(dim=0)
+        length = len(used) - int(used.flip(0).int().argmax())
         ids = self.id_embeddings(items) if self.config.use_id else None
-        return self.item_encoder(f.image[items].float(), f.text[items].float(), f.text_mask[items], ids)
+        return self.item_encoder(f.image[items].float(), f.text[items, :length].float(), text_mask[:, :length], ids)
 
     def sequence_item_embeddings(self, sequences: torch.Tensor) -> dict[str, torch.Tensor]:
         """sequences (B, L) -> {branch: (B, L, d)}, each distinct item encoded once (or every slot, if not deduplicating)."""
@@ -196,11 +200,7 @@ class ODMT(nn.Module):
                 parts[branch].append(e.float())
         return {b: torch.cat([torch.zeros_like(p[0][:1]), *p]) for b, p in parts.items()}
 
-    @torch.no_grad()
-    def score(self, histories: torch.Tensor, items: dict[str, torch.Tensor]) -> torch.Tensor:
-        """histories (U, L) left-padded -> (U, N + 1): mean over branches of H . D, no popularity correction."""
+    def user_embeddings(self, histories: torch.Tensor, items: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """histories (U, L) left-padded, items {branch: (N + 1, d)} -> {branch: H (U, d)} at the last position."""
         valid = histories != 0
-        scores = [
-            self.user_encoders[b](items[b][histories], valid)[:, -1].float() @ items[b].T for b in self.branches
-        ]
-        return torch.stack(scores).mean(dim=0)
+        return {b: self.user_encoders[b](items[b][histories], valid, outputs=[-1])[:, 0].float() for b in self.branches}

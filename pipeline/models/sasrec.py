@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.models.transformer import Transformer, key_padding
+from pipeline.models.transformer import Dropout, Transformer, key_padding
 
 
 class SASRec(nn.Module):
@@ -17,13 +17,16 @@ class SASRec(nn.Module):
         super().__init__()
         self.position_embeddings = nn.Embedding(positions, hidden_size)
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.transformer = Transformer(layers, hidden_size, heads, dropout, layer_norm_eps)
 
-    def forward(self, items: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """items (B, L, d) item embeddings, valid (B, L) bool -> H (B, L, d): position p summarises items <= p."""
+    def forward(self, items: torch.Tensor, valid: torch.Tensor, outputs: list[int] | None = None) -> torch.Tensor:
+        """items (B, L, d) item embeddings, valid (B, L) bool -> H (B, L, d): position p summarises items <= p.
+
+        `outputs` (e.g. [-1] to rank) computes only those positions in the last layer.
+        """
         length = items.shape[1]
         positions = torch.arange(length, device=items.device)
         x = self.dropout(self.norm(items + self.position_embeddings(positions)))
         causal = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
-        return self.transformer(x, key_padding(valid) & causal)
+        return self.transformer(x, key_padding(valid) & causal, outputs)

@@ -2,29 +2,73 @@
 
 Attention is PyTorch's scaled_dot_product_attention with a boolean mask (True = may
 attend), so the IMT's ID mask and SASRec's causal/padding masks are the same mechanism.
+When the caller reads only a few positions (the IMT reads three CLS/ID tokens of ~80),
+the last layer computes only those queries: keys and values still come from every
+position, so the outputs are identical and the IMT does ~40% fewer FLOPs.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout's exact distribution, drawn ~4x faster on CPU, where dropout was a third of a training step.
+
+    torch's CPU dropout draws one uniform per element. Here the dropped positions are
+    drawn directly: K ~ Poisson(n * lam) uniform positions with lam = -ln(1 - p) give
+    every element an independent Poisson(lam) hit count, so each is dropped
+    independently with probability 1 - exp(-lam) = p, from only ~0.1 n random numbers.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not 0 < self.p < 1 or x.device.type != "cpu":
+            return super().forward(x)
+        n = x.numel()
+        hits = int(torch.poisson(torch.tensor(n * -math.log1p(-self.p), dtype=torch.float64)))
+        scale = torch.full((n,), 1 / (1 - self.p), dtype=x.dtype).index_fill_(0, torch.randint(n, (hits,)), 0)
+        return x * scale.view(x.shape)
+
+
 class MultiHeadAttention(nn.Module):
+    """Attention with a boolean mask and dropout on the attention probabilities.
+
+    Training on CPU writes the attention out: SDPA's CPU path with dropout copies q, k
+    and v into new layouts and draws a uniform per probability, measured 2.3x slower
+    forward + backward at the IMT's shapes. Elsewhere (inference, CUDA) SDPA's fused
+    kernels are the faster ones.
+    """
+
     def __init__(self, hidden_size: int, heads: int, dropout: float) -> None:
         super().__init__()
-        self.heads, self.dropout = heads, dropout
+        self.heads = heads
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
         self.out = nn.Linear(hidden_size, hidden_size)
+        self.probability_dropout = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        batch, length, width = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)  # (B, h, L, w/h)
-        attended = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=allowed.unsqueeze(1), dropout_p=self.dropout if self.training else 0.0
-        )  # (B, h, L, w/h)
-        return self.out(attended.transpose(1, 2).reshape(batch, length, width))
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, queries: list[int] | None = None) -> torch.Tensor:
+        """x (B, L, d), allowed (B, L, L) -> (B, Q, d) for the query positions (all L if None)."""
+        width = x.shape[2]
+        if queries is None:
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+        else:
+            weight, bias = self.qkv.weight, self.qkv.bias
+            q = F.linear(x[:, queries], weight[:width], bias[:width])
+            k, v = F.linear(x, weight[width:], bias[width:]).chunk(2, dim=-1)
+            allowed = allowed[:, queries]
+        q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))  # (B, h, ·, d/h)
+        allowed = allowed.unsqueeze(1)
+        if self.training and x.device.type == "cpu":
+            scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+            attended = self.probability_dropout(scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)) @ v
+        else:
+            dropout = self.probability_dropout.p if self.training else 0.0
+            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
+        return self.out(attended.transpose(1, 2).flatten(2))  # (B, Q, d)
 
 
 class TransformerLayer(nn.Module):
@@ -35,14 +79,15 @@ class TransformerLayer(nn.Module):
         self.attention = MultiHeadAttention(hidden_size, heads, dropout)
         self.attention_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.feed_forward = nn.Sequential(
-            nn.Linear(hidden_size, 4 * hidden_size), nn.ReLU(), nn.Dropout(dropout), nn.Linear(4 * hidden_size, hidden_size)
+            nn.Linear(hidden_size, 4 * hidden_size), nn.ReLU(), Dropout(dropout), nn.Linear(4 * hidden_size, hidden_size)
         )
         self.feed_forward_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        """x (B, L, d); allowed (B, L, L) bool: query i may attend to key j."""
-        x = self.attention_norm(x + self.dropout(self.attention(x, allowed)))
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, queries: list[int] | None = None) -> torch.Tensor:
+        """x (B, L, d); allowed (B, L, L) bool: query i may attend to key j -> (B, Q, d)."""
+        residual = x if queries is None else x[:, queries]
+        x = self.attention_norm(residual + self.dropout(self.attention(x, allowed, queries)))
         return self.feed_forward_norm(x + self.dropout(self.feed_forward(x)))
 
 
@@ -51,9 +96,11 @@ class Transformer(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(TransformerLayer(hidden_size, heads, dropout, layer_norm_eps) for _ in range(layers))
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x, allowed)
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, outputs: list[int] | None = None) -> torch.Tensor:
+        """x (B, L, d) -> (B, L, d), or (B, len(outputs), d) when only those positions are read."""
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x, allowed, outputs if i == last else None)
         return x
 
 

@@ -14,19 +14,31 @@ import torch
 from pipeline.dataset.processed import read_processed
 from pipeline.models.config import ODMTConfig
 from pipeline.models.odmt import ODMT
-from pipeline.runtime import autocast, resolve_device, set_cpu_threads
+from pipeline.runtime import autocast, resolve_device, resolve_precision, set_cpu_threads
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import training_sequences
 from pipeline.training.loop import load_item_features
 
 
-def benchmark_train(processed: Path, features: Path, model_config: ODMTConfig, config: TrainConfig, steps: int) -> list[dict[str, Any]]:
-    """One row per de-duplication setting: the same batches, the same model initialisation."""
+def benchmark_train(
+    processed: Path, features: Path, model_config: ODMTConfig, config: TrainConfig, steps: int, distinct_items: int | None = None
+) -> list[dict[str, Any]]:
+    """One row per de-duplication setting: the same batches, the same model initialisation.
+
+    With `distinct_items`, batches are drawn from that many random items instead of the
+    users' sequences: the cost of a step depends on how many distinct items it encodes,
+    so this compares datasets (the authors' H&M batches hold about 560).
+    """
     set_cpu_threads(config.cpu_threads)
     device = resolve_device(config.device)
     item_features = load_item_features(processed, features).to(device)
     _, sequences = read_processed(processed)
     batches = training_sequences(sequences, model_config.positions).split(config.batch_size)[:steps]
+    if distinct_items is not None:
+        generator = torch.Generator().manual_seed(config.seed)
+        pool = torch.randperm(item_features.items, generator=generator)[:distinct_items] + 1
+        shape = (config.batch_size, model_config.positions + 1)
+        batches = [pool[torch.randint(len(pool), shape, generator=generator)] for _ in range(steps)]
     rows = []
     for deduplicate in (True, False):
         torch.manual_seed(config.seed)
@@ -34,7 +46,7 @@ def benchmark_train(processed: Path, features: Path, model_config: ODMTConfig, c
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
         start = time.perf_counter()
         for batch in batches:
-            with autocast(device, config.precision):
+            with autocast(device, config.precision, bf16_on_cpu=True):
                 loss, _ = model(batch.to(device), epoch=1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -42,11 +54,12 @@ def benchmark_train(processed: Path, features: Path, model_config: ODMTConfig, c
         train_seconds = time.perf_counter() - start
         model.eval()
         start = time.perf_counter()
-        with autocast(device, config.precision):
+        with autocast(device, config.precision, bf16_on_cpu=True):
             model.all_item_embeddings()
         encode_seconds = time.perf_counter() - start
         rows.append({
             "deduplicate_items": deduplicate,
+            "precision": resolve_precision(device, config.precision, bf16_on_cpu=True),
             "distinct_items_per_batch": round(sum(len(torch.unique(b[b != 0])) for b in batches) / len(batches)),
             "item_slots_per_batch": round(sum(b.numel() for b in batches) / len(batches)),
             "train_sequences_per_s": round(sum(len(b) for b in batches) / train_seconds, 2),

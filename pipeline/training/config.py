@@ -20,10 +20,11 @@ class TrainConfig:
     selection_k: int = 10  # best.pt = best valid Recall@selection_k
     seed: int = 0
     device: Device = "auto"
-    precision: Precision = "auto"  # auto: bf16/fp16 autocast on CUDA, fp32 on CPU
+    precision: Precision = "auto"  # auto: bf16 autocast on CUDA and on CPUs with native bf16 (AMX), else fp32
     cpu_threads: int = 0  # 0: one per core
-    eval_users_per_batch: int = 1024  # full-ranking validation in chunks of users (bounded memory)
+    eval_users_per_batch: int = 1024  # full-ranking validation in blocks of users x items (bounded memory)
+    eval_items_per_batch: int = 16384
 
     def __post_init__(self) -> None:
-        if min(self.epochs, self.batch_size, self.patience, self.selection_k, self.eval_users_per_batch) < 1:
-            raise ValueError("epochs, batch_size, patience, selection_k and eval_users_per_batch must be positive")
+        if min(self.epochs, self.batch_size, self.patience, self.selection_k, self.eval_users_per_batch, self.eval_items_per_batch) < 1:
+            raise ValueError("epochs, batch_size, patience, selection_k and eval_*_per_batch must be positive")

@@ -7,7 +7,6 @@ uninterrupted run on CPU: optimiser, epoch, early-stopping state, RNG state and 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import random
@@ -20,16 +19,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.artifacts import atomic_path, write_json
+from pipeline.artifacts import atomic_path, write_json, write_tsv
+from pipeline.config import build
 from pipeline.dataset.processed import read_processed
 from pipeline.errors import InputError
-from pipeline.evaluation.metrics import ndcg_at, pessimistic_ranks, recall_at
-from pipeline.features.store import load_tokens
+from pipeline.evaluation.ranking import RankingTask, item_embeddings, rank_task, ranking_metrics, validation_task
+from pipeline.features.store import Manifest, load_tokens
 from pipeline.models.config import ODMTConfig
 from pipeline.models.odmt import ODMT, ItemFeatures
 from pipeline.runtime import autocast, resolve_device, set_cpu_threads
 from pipeline.training.config import TrainConfig
-from pipeline.training.data import RankingTask, training_sequences, validation_task
+from pipeline.training.data import training_sequences
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +46,45 @@ def load_item_features(processed: Path, features: Path) -> ItemFeatures:
     return ItemFeatures(torch.from_numpy(image), torch.from_numpy(text), torch.from_numpy(text_mask), torch.from_numpy(counts))
 
 
+def feature_identities(features: Path) -> dict[str, dict[str, Any]]:
+    """What built each feature store (encoder, weights, items): recorded in checkpoints, checked on loading."""
+    manifests = {modality: Manifest.read(features / modality) for modality in ("image", "text")}
+    return {m: dataclasses.asdict(manifest.identity) for m, manifest in manifests.items() if manifest is not None}
+
+
+def load_run(run: Path, processed: Path, features: Path, device: torch.device) -> tuple[ODMT, int]:
+    """The run's best.pt as an eval-mode model on `device`, and the epoch it was selected at."""
+    path = run / BEST
+    if not path.is_file():
+        raise InputError(f"{path}: no checkpoint. Train first: odmt train --out {run} ...")
+    checkpoint = torch.load(path, map_location=device, weights_only=False)
+    trained_on, given = checkpoint["features"], feature_identities(features)
+    if trained_on != given:
+        changed = sorted(f"{m}.{key}" for m in trained_on for key in trained_on[m] if given.get(m, {}).get(key) != trained_on[m][key])
+        raise InputError(
+            f"{features}: not the features {path} was trained on (differs in {', '.join(changed)}). "
+            "Pass the run's features folder, or retrain on these."
+        )
+    model_config = build(ODMTConfig, checkpoint["model_config"], where=f"{path}:model_config")
+    model = MODELS[checkpoint["model"]](model_config, load_item_features(processed, features).to(device)).to(device)
+    model.load_state_dict(checkpoint["model_state"])
+    return model.eval(), checkpoint["epoch"]
+
+
+def validate(model: ODMT, task: RankingTask, config: TrainConfig) -> dict[str, float]:
+    """Full-ranking Recall/NDCG@selection_k on the valid target, with the evaluator's code."""
+    items = item_embeddings(model, config.precision)
+    by = {"ensemble": list(model.branches)}
+    ranks = rank_task(
+        model, task, items, by, config.eval_users_per_batch, config.eval_items_per_batch, config.precision
+    )["ensemble"]
+    return ranking_metrics(ranks, (config.selection_k,))
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-@torch.no_grad()
-def evaluate_ranking(model: ODMT, task: RankingTask, users_per_batch: int, ks: tuple[int, ...]) -> dict[str, float]:
-    """Full-ranking Recall@k and NDCG@k: every item encoded once, users scored in chunks."""
-    model.eval()
-    items = model.all_item_embeddings()
-    device = next(model.parameters()).device
-    ranks = torch.cat([
-        pessimistic_ranks(
-            model.score(task.histories[start:start + users_per_batch].to(device), items),
-            task.targets[start:start + users_per_batch].to(device),
-            task.exclude[start:start + users_per_batch],
-        ).cpu()
-        for start in range(0, len(task.targets), users_per_batch)
-    ])
-    return {f"recall@{k}": recall_at(ranks, k) for k in ks} | {f"ndcg@{k}": ndcg_at(ranks, k) for k in ks}
 
 
 def train(
@@ -93,12 +111,13 @@ def train(
     scaler = torch.amp.GradScaler(enabled=fp16)
     train_sequences = training_sequences(sequences, model_config.positions)
     valid = validation_task(sequences, model_config.positions)
+    identities = feature_identities(features)
     k = config.selection_k
 
     first_epoch, best, stale, rows = 1, -1.0, 0, []
     if resume:
         state = torch.load(out / LAST, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer"])
         first_epoch, best, stale, rows = state["epoch"] + 1, state["best"], state["stale"], state["log"]
         torch.set_rng_state(state["rng"])
@@ -113,7 +132,7 @@ def train(
         model.train()
         order = torch.randperm(len(train_sequences), generator=torch.Generator().manual_seed(config.seed + epoch))
         for batch in order.split(config.batch_size):
-            with autocast(device, config.precision):
+            with autocast(device, config.precision, bf16_on_cpu=True):
                 loss, parts = model(train_sequences[batch].to(device), epoch)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -124,20 +143,20 @@ def train(
             for name, value in parts.items():
                 sums[name] += value * len(batch)
             on_sequences(len(batch))
-        metrics = evaluate_ranking(model, valid, config.eval_users_per_batch, (k,))
+        metrics = validate(model, valid, config)
+        weights = {"model": "odmt", "model_config": dataclasses.asdict(model_config), "model_state": model.state_dict(),
+                   "features": identities}
         row = {"epoch": epoch} | {name: total / len(train_sequences) for name, total in sums.items()}
         row |= {f"valid_{name}": value for name, value in metrics.items()} | {"seconds": time.perf_counter() - start}
         rows.append(row)
         if metrics[f"recall@{k}"] > best:
             best, stale = metrics[f"recall@{k}"], 0
-            save(out / BEST, {"model_config": dataclasses.asdict(model_config), "model": model.state_dict(),
-                              "epoch": epoch, "valid": metrics})
+            save(out / BEST, weights | {"epoch": epoch, "valid": metrics})
         else:
             stale += 1
-        save(out / LAST, {"model_config": dataclasses.asdict(model_config), "model": model.state_dict(),
-                          "optimizer": optimizer.state_dict(), "epoch": epoch, "best": best, "stale": stale,
-                          "log": rows, "rng": torch.get_rng_state()})
-        write_log(out / LOG, rows)
+        save(out / LAST, weights | {"optimizer": optimizer.state_dict(), "epoch": epoch, "best": best, "stale": stale,
+                                    "log": rows, "rng": torch.get_rng_state()})
+        write_tsv(out / LOG, rows)
         log.info("epoch %d: loss %.4f, valid Recall@%d %.4f, NDCG@%d %.4f, %.1f s", epoch, row["total"], k,
                  metrics[f"recall@{k}"], k, metrics[f"ndcg@{k}"], row["seconds"])
     return rows
@@ -146,12 +165,3 @@ def train(
 def save(path: Path, checkpoint: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)
-
-
-def write_log(path: Path, rows: list[dict[str, Any]]) -> None:
-    """train_log.tsv: one row per epoch, every loss part, valid metrics and seconds."""
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]), delimiter="\t")
-        writer.writeheader()
-        writer.writerows({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
-

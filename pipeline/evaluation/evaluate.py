@@ -1,0 +1,102 @@
+"""`odmt evaluate`: the run's selected checkpoint (best.pt, chosen on validation) ranked
+against every item on the valid and the test target, once.
+
+Writes to the metrics folder:
+  metrics.json            Recall@k and NDCG@k on valid and test, for the ensemble (ODMT's
+                          prediction) and each branch alone (a DVC metric)
+  ranks.parquet           one row per user and split: target, its popularity group, its rank per scorer
+  popularity_groups.tsv   test metrics per item-popularity group (paper Figure 4; a DVC plot)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from pipeline.artifacts import write_json, write_parquet, write_tsv
+from pipeline.dataset.processed import read_processed
+from pipeline.errors import InputError
+from pipeline.evaluation.config import EvaluateConfig
+from pipeline.evaluation.ranking import (
+    item_embeddings,
+    rank_task,
+    ranking_metrics,
+    scorers,
+    test_task,
+    validation_task,
+)
+from pipeline.runtime import resolve_device, set_cpu_threads
+from pipeline.training.loop import load_run
+
+METRICS, RANKS, POPULARITY = "metrics.json", "ranks.parquet", "popularity_groups.tsv"
+
+
+def popularity_groups(train_count: np.ndarray, groups: int) -> np.ndarray:
+    """Group of every item_idx (row 0 = padding): 0 if never seen in training, else 1..groups
+    by training frequency (1 = rarest), each group holding the same number of items (Figure 4)."""
+    seen = np.flatnonzero(train_count > 0)
+    by_frequency = seen[np.argsort(train_count[seen], kind="stable")]
+    group = np.zeros(len(train_count), dtype=np.int64)
+    group[by_frequency] = 1 + np.arange(len(by_frequency)) * groups // max(len(by_frequency), 1)
+    return group
+
+
+def group_metrics(
+    ranks: torch.Tensor, targets: torch.Tensor, group: np.ndarray, train_count: np.ndarray, config: EvaluateConfig
+) -> list[dict[str, Any]]:
+    """One row per popularity group: its items, the users whose target falls in it, their metrics."""
+    target_group = torch.from_numpy(group)[targets]
+    rows = []
+    for g in range(config.popularity_groups + 1):
+        members = target_group == g
+        counts = train_count[group == g]
+        row: dict[str, Any] = {"group": g, "items": int((group[1:] == g).sum()), "users": int(members.sum()),
+                               "min_train_count": int(counts.min(initial=0)), "max_train_count": int(counts.max(initial=0))}
+        metrics = ranking_metrics(ranks[members], config.ks) if row["users"] else dict.fromkeys(ranking_metrics(ranks[:1], config.ks), 0.0)
+        rows.append(row | metrics)
+    return rows
+
+
+@torch.no_grad()
+def evaluate(run: Path, processed: Path, features: Path, out: Path, config: EvaluateConfig) -> dict[str, Any]:
+    """Rank valid and test targets with best.pt; write metrics.json, ranks.parquet and popularity_groups.tsv to `out`."""
+    set_cpu_threads(config.cpu_threads)
+    device = resolve_device(config.device)
+    items_table, sequences = read_processed(processed)
+    if max(config.ks) > items_table.num_rows:
+        raise InputError(
+            f"evaluate.ks: k = {max(config.ks)} is larger than the {items_table.num_rows} items of {processed}. "
+            "Lower it in params.yaml (or -S evaluate.ks=[10])."
+        )
+    model, epoch = load_run(run, processed, features, device)
+    items = item_embeddings(model, config.precision)
+    by = scorers(model.branches, config.each_branch)
+    train_count = np.concatenate([[0], items_table["train_count"].to_numpy()])
+    group = popularity_groups(train_count, config.popularity_groups)
+
+    metrics: dict[str, Any] = {"epoch": epoch, "users": sequences.num_rows, "items": items_table.num_rows}
+    columns: dict[str, list[Any]] = {}
+    for split, make_task in (("valid", validation_task), ("test", test_task)):
+        task = make_task(sequences, model.config.positions, config.exclude_history)
+        ranks = rank_task(model, task, items, by, config.users_per_batch, config.items_per_batch, config.precision)
+        for name, scorer_ranks in ranks.items():
+            metrics.setdefault(name, {})[split] = ranking_metrics(scorer_ranks, config.ks)
+        split_columns = {
+            "user_idx": sequences["user_idx"].to_pylist(), "user_id": sequences["user_id"].to_pylist(),
+            "split": [split] * sequences.num_rows, "target": task.targets.tolist(),
+            "popularity_group": group[task.targets.numpy()].tolist(),
+        } | {f"rank_{name}": r.tolist() for name, r in ranks.items()}
+        for key, values in split_columns.items():
+            columns.setdefault(key, []).extend(values)
+        if split == "test":
+            groups = group_metrics(ranks["ensemble"], task.targets, group, train_count, config)
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / METRICS, metrics)
+    write_parquet(out / RANKS, pa.table(columns))
+    write_tsv(out / POPULARITY, groups)
+    return metrics

@@ -1,0 +1,161 @@
+"""Full ranking (paper 4.2, made honest): every item scored for every user, no sampling.
+
+Users are ranked in blocks of users x items, so memory stays bounded however large the
+catalogue. A target's rank counts every other candidate scoring at least as high, so
+ties count against the target and a constant scorer gets 0. Excluded items (the user's
+history, by default) are not candidates; a target that is itself excluded (a repeat
+purchase under history exclusion) gets the worst rank, because a system that hides
+history could never recommend it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import pyarrow as pa
+import torch
+
+from pipeline.dataset.processed import leave_one_out, left_pad
+from pipeline.runtime import Precision, autocast
+
+
+@dataclass(frozen=True)
+class RankingTask:
+    """Users' inputs, their targets, and the items excluded from each user's ranking."""
+
+    histories: torch.Tensor  # (U, positions) left-padded
+    targets: torch.Tensor  # (U,)
+    exclude: list[list[int]]
+
+
+def ranking_task(inputs: Sequence[Sequence[int]], targets: Sequence[int], positions: int, exclude_history: bool) -> RankingTask:
+    return RankingTask(
+        histories=torch.tensor([left_pad(s, positions) for s in inputs], dtype=torch.long),
+        targets=torch.tensor(list(targets), dtype=torch.long),
+        exclude=[sorted(set(s)) if exclude_history else [] for s in inputs],
+    )
+
+
+def validation_task(sequences: pa.Table, positions: int, exclude_history: bool = True) -> RankingTask:
+    """Input: the training part; target: the second-to-last item. The test item is never read."""
+    splits = [leave_one_out(s) for s in sequences["items"].to_pylist()]
+    return ranking_task([s.train for s in splits], [s.valid for s in splits], positions, exclude_history)
+
+
+def test_task(sequences: pa.Table, positions: int, exclude_history: bool = True) -> RankingTask:
+    """Input: the training part and the valid item; target: the last item."""
+    splits = [leave_one_out(s) for s in sequences["items"].to_pylist()]
+    return ranking_task([[*s.train, s.valid] for s in splits], [s.test for s in splits], positions, exclude_history)
+
+
+def scorers(branches: Sequence[str], each_branch: bool) -> dict[str, list[str]]:
+    """"ensemble" = mean of every branch's score (ODMT's prediction); optionally each branch alone."""
+    alone = {branch: [branch] for branch in branches} if each_branch and len(branches) > 1 else {}
+    return {"ensemble": list(branches)} | alone
+
+
+def pessimistic_ranks(
+    users: dict[str, torch.Tensor],
+    items: dict[str, torch.Tensor],
+    targets: torch.Tensor,
+    exclude: Sequence[Sequence[int]],
+    scorers: dict[str, list[str]],
+    items_per_batch: int,
+) -> dict[str, torch.Tensor]:
+    """{scorer: 1-based rank of each target among all N items}, for one block of users.
+
+    users {branch: (U, d)}; items {branch: (N + 1, d)}, row 0 = padding. A scorer's score
+    is the mean over its branches of H . D (no popularity correction), and
+    rank = 1 + #{candidates j != target : s_j >= s_target}, counted over item blocks.
+    A NaN score counts against the target.
+    """
+    device = targets.device
+    n_items = len(next(iter(items.values()))) - 1
+    branch_target = {b: (users[b].float() * items[b][targets].float()).sum(dim=1) for b in users}  # (U,)
+    target = {name: torch.stack([branch_target[b] for b in branches]).mean(dim=0) for name, branches in scorers.items()}
+    rows = torch.repeat_interleave(torch.arange(len(exclude)), torch.tensor([len(e) for e in exclude], dtype=torch.long))
+    columns = torch.tensor([item for excluded in exclude for item in excluded], dtype=torch.long)
+    rows, columns = rows.to(device), columns.to(device)
+    target_excluded = torch.zeros(len(targets), dtype=torch.bool, device=device)
+    target_excluded[rows[columns == targets[rows]]] = True
+    own = torch.arange(len(targets), device=device)
+    higher = {name: torch.zeros(len(targets), dtype=torch.long, device=device) for name in scorers}
+    for start in range(1, n_items + 1, items_per_batch):
+        end = min(start + items_per_batch, n_items + 1)
+        branch_scores = {b: users[b].float() @ items[b][start:end].float().T for b in users}  # (U, C)
+        inside = (columns >= start) & (columns < end)
+        target_inside = (targets >= start) & (targets < end)
+        for name, branches in scorers.items():
+            scores = torch.stack([branch_scores[b] for b in branches]).mean(dim=0)
+            scores[rows[inside], columns[inside] - start] = float("-inf")  # excluded: not candidates
+            scores[own[target_inside], targets[target_inside] - start] = float("-inf")  # the target itself
+            higher[name] += ((scores >= target[name].unsqueeze(1)) | scores.isnan()).sum(dim=1)
+    return {
+        name: torch.where(target_excluded | target[name].isnan(), torch.full_like(count, n_items), count + 1)
+        for name, count in higher.items()
+    }
+
+
+def recall_at(ranks: torch.Tensor, k: int) -> float:
+    """Leave-one-out Recall@k (= Hit@k): the share of users whose target ranks in the top k."""
+    return (ranks <= k).float().mean().item()
+
+
+def ndcg_at(ranks: torch.Tensor, k: int) -> float:
+    """NDCG@k with one relevant item: 1 / log2(rank + 1) inside the top k, else 0."""
+    gains = torch.where(ranks <= k, 1.0 / torch.log2(ranks.float() + 1), torch.zeros_like(ranks, dtype=torch.float))
+    return gains.mean().item()
+
+
+def ranking_metrics(ranks: torch.Tensor, ks: Sequence[int]) -> dict[str, float]:
+    return {f"recall@{k}": recall_at(ranks, k) for k in ks} | {f"ndcg@{k}": ndcg_at(ranks, k) for k in ks}
+
+
+class Ranked(Protocol):
+    """What a model offers the evaluator (RecBole-style: one interface for every model)."""
+
+    branches: tuple[str, ...]
+
+    def all_item_embeddings(self) -> dict[str, torch.Tensor]: ...
+
+    def user_embeddings(self, histories: torch.Tensor, items: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
+
+
+def item_embeddings(model: Ranked, precision: Precision) -> dict[str, torch.Tensor]:
+    """Every item encoded once, at the training precision (bf16 where training used it); fp32 out."""
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad(), autocast(device, precision, bf16_on_cpu=True):
+        return {branch: e.float() for branch, e in model.all_item_embeddings().items()}
+
+
+def user_embeddings(
+    model: Ranked, histories: torch.Tensor, items: dict[str, torch.Tensor], precision: Precision
+) -> dict[str, torch.Tensor]:
+    """Users encoded at the training precision; fp32 out, so scores are compared in fp32."""
+    with torch.no_grad(), autocast(histories.device, precision, bf16_on_cpu=True):
+        return {branch: h.float() for branch, h in model.user_embeddings(histories, items).items()}
+
+
+@torch.no_grad()
+def rank_task(
+    model: Ranked,
+    task: RankingTask,
+    items: dict[str, torch.Tensor],
+    by: dict[str, list[str]],
+    users_per_batch: int,
+    items_per_batch: int,
+    precision: Precision = "fp32",
+) -> dict[str, torch.Tensor]:
+    """{scorer: rank of every user's target}, users in blocks of `users_per_batch`."""
+    model.eval()
+    device = next(iter(items.values())).device
+    blocks = []
+    for start in range(0, len(task.targets), users_per_batch):
+        block = slice(start, start + users_per_batch)
+        users = user_embeddings(model, task.histories[block].to(device), items, precision)
+        targets = task.targets[block].to(device)
+        blocks.append(pessimistic_ranks(users, items, targets, task.exclude[block], by, items_per_batch))
+    return {name: torch.cat([ranks[name].cpu() for ranks in blocks]) for name in by}

@@ -1,0 +1,22 @@
+"""`odmt report`: runs/ and metrics/ of every evaluated run -> reports/ (report.md, PNG figures)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stages.common import stage
+
+
+def report(
+    runs: Annotated[Path, typer.Option(help="Folder of run folders written by `odmt train` (data/<dataset>/runs).")],
+    metrics: Annotated[Path, typer.Option(help="Folder of metrics folders written by `odmt evaluate`, same run names.")],
+    out: Annotated[Path, typer.Option(help="Reports folder to write (report.md and PNG figures).")],
+) -> None:
+    """The paper's tables (overall, per branch, ablations) and figures across every evaluated run."""
+    from pipeline.evaluation.report import report as write_report  # matplotlib loads here only
+
+    with stage("report"):
+        typer.echo(write_report(runs, metrics, out))
