@@ -53,6 +53,9 @@ def test_evaluate_writes_metrics_ranks_and_popularity_groups(tmp_path, data, odm
     assert sum(int(group["users"]) for group in groups) == users  # the groups partition the test users
     for group in groups:
         assert int(group["users"]) == sum(row["popularity_group"] == int(group["group"]) for row in test)
+    train_count = pq.read_table(processed / "items.parquet")["train_count"].to_pylist()
+    assert int(groups[0]["max_train_count"]) == 0 and int(groups[1]["min_train_count"]) == min(c for c in train_count if c)
+    assert int(groups[-1]["max_train_count"]) == max(train_count)
 
 
 def test_blocks_do_not_change_the_metrics(tmp_path, data, odmt_run):

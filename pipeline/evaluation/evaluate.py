@@ -55,7 +55,8 @@ def group_metrics(
         members = target_group == g
         counts = train_count[group == g]
         row: dict[str, Any] = {"group": g, "items": int((group[1:] == g).sum()), "users": int(members.sum()),
-                               "min_train_count": int(counts.min(initial=0)), "max_train_count": int(counts.max(initial=0))}
+                               "min_train_count": int(counts.min()) if len(counts) else 0,
+                               "max_train_count": int(counts.max()) if len(counts) else 0}
         metrics = ranking_metrics(ranks[members], config.ks) if row["users"] else dict.fromkeys(ranking_metrics(ranks[:1], config.ks), 0.0)
         rows.append(row | metrics)
     return rows
