@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from pipeline.evaluation.config import EvaluateConfig
-from pipeline.evaluation.ranking import RankingTask, item_embeddings, rank_task, scorers
+from pipeline.evaluation.ranking import RankingTask, inference_model, item_embeddings, rank_task, scorers
 from pipeline.models.config import ODMTConfig
 from pipeline.models.odmt import ODMT, ItemFeatures
 from pipeline.runtime import resolve_device, resolve_precision, set_cpu_threads
@@ -51,17 +51,17 @@ def benchmark_evaluate(
     for items in item_counts:
         generator = torch.Generator().manual_seed(seed)
         features = synthetic_features(items, image_tokens, text_tokens, width, generator)
-        model = ODMT(model_config, features.to(device)).to(device)
+        model = inference_model(ODMT(model_config, features.to(device)).to(device), config.precision)
         histories = torch.randint(1, items + 1, (users, model_config.positions), generator=generator)
         task = RankingTask(histories, torch.randint(1, items + 1, (users,), generator=generator),
                            [sorted(set(h)) for h in histories.tolist()])
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        embeddings = item_embeddings(model, config.precision)
+        embeddings = item_embeddings(model)
         encoded = time.perf_counter()
         rank_task(model, task, embeddings, scorers(model.branches, config.each_branch), config.users_per_batch,
-                  config.items_per_batch, config.precision)
+                  config.items_per_batch)
         ranked = time.perf_counter()
         rows.append({
             "items": items,

@@ -18,7 +18,7 @@ class EvaluateConfig:
     users_per_batch: int = 1024  # scores are computed in blocks of users x items: memory stays bounded
     items_per_batch: int = 16384
     device: Device = "auto"
-    precision: Precision = "auto"  # items and users encoded as in training; scores always fp32
+    precision: Precision = "auto"  # as train.precision, as a whole-model bf16/fp16 copy; scores always fp32
     cpu_threads: int = 0  # 0: one per core
 
     def __post_init__(self) -> None:

@@ -22,6 +22,7 @@ from pipeline.dataset.processed import read_processed
 from pipeline.errors import InputError
 from pipeline.evaluation.config import EvaluateConfig
 from pipeline.evaluation.ranking import (
+    inference_model,
     item_embeddings,
     rank_task,
     ranking_metrics,
@@ -74,7 +75,8 @@ def evaluate(run: Path, processed: Path, features: Path, out: Path, config: Eval
             "Lower it in params.yaml (or -S evaluate.ks=[10])."
         )
     model, epoch = load_run(run, processed, features, device)
-    items = item_embeddings(model, config.precision)
+    model = inference_model(model, config.precision)
+    items = item_embeddings(model)
     by = scorers(model.branches, config.each_branch)
     train_count = np.concatenate([[0], items_table["train_count"].to_numpy()])
     group = popularity_groups(train_count, config.popularity_groups)
@@ -83,7 +85,7 @@ def evaluate(run: Path, processed: Path, features: Path, out: Path, config: Eval
     columns: dict[str, list[Any]] = {}
     for split, make_task in (("valid", validation_task), ("test", test_task)):
         task = make_task(sequences, model.config.positions, config.exclude_history)
-        ranks = rank_task(model, task, items, by, config.users_per_batch, config.items_per_batch, config.precision)
+        ranks = rank_task(model, task, items, by, config.users_per_batch, config.items_per_batch)
         for name, scorer_ranks in ranks.items():
             metrics.setdefault(name, {})[split] = ranking_metrics(scorer_ranks, config.ks)
         split_columns = {

@@ -10,15 +10,16 @@ history could never recommend it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 import torch
 
 from pipeline.dataset.processed import leave_one_out, left_pad
-from pipeline.runtime import Precision, autocast
+from pipeline.runtime import Precision, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -74,28 +75,34 @@ def pessimistic_ranks(
     device = targets.device
     n_items = len(next(iter(items.values()))) - 1
     branch_target = {b: (users[b].float() * items[b][targets].float()).sum(dim=1) for b in users}  # (U,)
-    target = {name: torch.stack([branch_target[b] for b in branches]).mean(dim=0) for name, branches in scorers.items()}
+    target = {name: mean([branch_target[b] for b in branches]).unsqueeze(1) for name, branches in scorers.items()}
     rows = torch.repeat_interleave(torch.arange(len(exclude)), torch.tensor([len(e) for e in exclude], dtype=torch.long))
     columns = torch.tensor([item for excluded in exclude for item in excluded], dtype=torch.long)
     rows, columns = rows.to(device), columns.to(device)
     target_excluded = torch.zeros(len(targets), dtype=torch.bool, device=device)
     target_excluded[rows[columns == targets[rows]]] = True
-    own = torch.arange(len(targets), device=device)
+    # (row, item) pairs that are not candidates: the excluded items and each user's own target
+    rows = torch.cat([rows, torch.arange(len(targets), device=device)])
+    columns = torch.cat([columns, targets])
     higher = {name: torch.zeros(len(targets), dtype=torch.long, device=device) for name in scorers}
     for start in range(1, n_items + 1, items_per_batch):
         end = min(start + items_per_batch, n_items + 1)
         branch_scores = {b: users[b].float() @ items[b][start:end].float().T for b in users}  # (U, C)
         inside = (columns >= start) & (columns < end)
-        target_inside = (targets >= start) & (targets < end)
+        pair_rows, pair_columns = rows[inside], columns[inside] - start
         for name, branches in scorers.items():
-            scores = torch.stack([branch_scores[b] for b in branches]).mean(dim=0)
-            scores[rows[inside], columns[inside] - start] = float("-inf")  # excluded: not candidates
-            scores[own[target_inside], targets[target_inside] - start] = float("-inf")  # the target itself
-            higher[name] += ((scores >= target[name].unsqueeze(1)) | scores.isnan()).sum(dim=1)
+            counted = (mean([branch_scores[b] for b in branches]) < target[name]).logical_not_()  # >= target, or NaN
+            higher[name] += counted.sum(dim=1)
+            higher[name].index_add_(0, pair_rows, -counted[pair_rows, pair_columns].long())  # not candidates
     return {
-        name: torch.where(target_excluded | target[name].isnan(), torch.full_like(count, n_items), count + 1)
+        name: torch.where(target_excluded | target[name].squeeze(1).isnan(), torch.full_like(count, n_items), count + 1)
         for name, count in higher.items()
     }
+
+
+def mean(scores: list[torch.Tensor]) -> torch.Tensor:
+    """A scorer's score: the mean of its branches' scores (one branch: itself, no copy)."""
+    return scores[0] if len(scores) == 1 else sum(scores[1:], scores[0]) / len(scores)
 
 
 def recall_at(ranks: torch.Tensor, k: int) -> float:
@@ -117,26 +124,32 @@ class Ranked(Protocol):
     """What a model offers the evaluator (RecBole-style: one interface for every model)."""
 
     branches: tuple[str, ...]
+    features: Any  # frozen item features, shared by inference copies
 
     def all_item_embeddings(self) -> dict[str, torch.Tensor]: ...
 
     def user_embeddings(self, histories: torch.Tensor, items: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
 
 
-def item_embeddings(model: Ranked, precision: Precision) -> dict[str, torch.Tensor]:
-    """Every item encoded once, at the training precision (bf16 where training used it); fp32 out."""
-    model.eval()
+def inference_model(model: Ranked, precision: Precision) -> Ranked:
+    """The model as it ranks: a bf16 (or fp16) copy where `precision` resolves to one, else itself.
+
+    Whole-model low precision rather than autocast: no per-operation casts and half the
+    memory traffic, ~1.3x faster on CPU. Validation, evaluate and recommend all rank
+    through it, so best.pt's valid metric is the one evaluate reproduces.
+    """
     device = next(model.parameters()).device
-    with torch.no_grad(), autocast(device, precision, bf16_on_cpu=True):
-        return {branch: e.float() for branch, e in model.all_item_embeddings().items()}
+    resolved = resolve_precision(device, precision, bf16_on_cpu=True)
+    if resolved == "fp32":
+        return model.eval()
+    shared = {id(model.features): model.features}  # the frozen features stay as they are, not copied
+    return copy.deepcopy(model, shared).to(torch.bfloat16 if resolved == "bf16" else torch.float16).eval()
 
 
-def user_embeddings(
-    model: Ranked, histories: torch.Tensor, items: dict[str, torch.Tensor], precision: Precision
-) -> dict[str, torch.Tensor]:
-    """Users encoded at the training precision; fp32 out, so scores are compared in fp32."""
-    with torch.no_grad(), autocast(histories.device, precision, bf16_on_cpu=True):
-        return {branch: h.float() for branch, h in model.user_embeddings(histories, items).items()}
+@torch.no_grad()
+def item_embeddings(model: Ranked) -> dict[str, torch.Tensor]:
+    """Every item encoded once; fp32 out, so scores are compared in fp32."""
+    return {branch: e.float() for branch, e in model.eval().all_item_embeddings().items()}
 
 
 @torch.no_grad()
@@ -147,7 +160,6 @@ def rank_task(
     by: dict[str, list[str]],
     users_per_batch: int,
     items_per_batch: int,
-    precision: Precision = "fp32",
 ) -> dict[str, torch.Tensor]:
     """{scorer: rank of every user's target}, users in blocks of `users_per_batch`."""
     model.eval()
@@ -155,7 +167,7 @@ def rank_task(
     blocks = []
     for start in range(0, len(task.targets), users_per_batch):
         block = slice(start, start + users_per_batch)
-        users = user_embeddings(model, task.histories[block].to(device), items, precision)
+        users = model.user_embeddings(task.histories[block].to(device), items)
         targets = task.targets[block].to(device)
         blocks.append(pessimistic_ranks(users, items, targets, task.exclude[block], by, items_per_batch))
     return {name: torch.cat([ranks[name].cpu() for ranks in blocks]) for name in by}

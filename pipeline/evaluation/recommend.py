@@ -17,7 +17,7 @@ import torch
 from pipeline.dataset.processed import left_pad, read_processed
 from pipeline.errors import InputError
 from pipeline.evaluation.config import EvaluateConfig
-from pipeline.evaluation.ranking import item_embeddings, user_embeddings
+from pipeline.evaluation.ranking import inference_model, item_embeddings, mean
 from pipeline.runtime import resolve_device, set_cpu_threads
 from pipeline.training.loop import load_run
 
@@ -67,15 +67,16 @@ def recommend(
     item_ids = items_table["item_id"].to_pylist()
     users, histories = histories_for(sequences, {item: i + 1 for i, item in enumerate(item_ids)}, user_ids, history)
     model, _ = load_run(run, processed, features, device)
-    items = item_embeddings(model, config.precision)
+    model = inference_model(model, config.precision)
+    items = item_embeddings(model)
 
     rows: dict[str, list] = {name: [] for name in RECOMMENDATIONS.names}
     texts = items_table["text"].to_pylist()
     for start in range(0, len(users), config.users_per_batch):
         block = histories[start:start + config.users_per_batch]
         inputs = torch.tensor([left_pad(h, model.config.positions) for h in block], dtype=torch.long, device=device)
-        users_h = user_embeddings(model, inputs, items, config.precision)
-        scores = torch.stack([users_h[b] @ items[b].T for b in model.branches]).mean(dim=0)  # (U, N + 1)
+        users_h = model.user_embeddings(inputs, items)
+        scores = mean([users_h[b] @ items[b].T for b in model.branches])  # (U, N + 1), as evaluate scores
         scores[:, 0] = float("-inf")
         if config.exclude_history:
             for row, seen in enumerate(block):

@@ -150,6 +150,11 @@ class ODMT(nn.Module):
             }
         )
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' dtype (float32 to train; bf16 or fp16 in an inference copy): features are cast to it."""
+        return self.item_encoder.projections["image"].weight.dtype
+
     def encode_items(self, items: torch.Tensor) -> dict[str, torch.Tensor]:
         """items (n,) ids -> {branch: D (n, d)} through the IMT.
 
@@ -161,7 +166,8 @@ class ODMT(nn.Module):
         used = text_mask.any(dim=0)
         length = len(used) - int(used.flip(0).int().argmax())
         ids = self.id_embeddings(items) if self.config.use_id else None
-        return self.item_encoder(f.image[items].float(), f.text[items, :length].float(), text_mask[:, :length], ids)
+        image, text = f.image[items].to(self.dtype), f.text[items, :length].to(self.dtype)
+        return self.item_encoder(image, text, text_mask[:, :length], ids)
 
     def sequence_item_embeddings(self, sequences: torch.Tensor) -> dict[str, torch.Tensor]:
         """sequences (B, L) -> {branch: (B, L, d)}, each distinct item encoded once (or every slot, if not deduplicating)."""
@@ -203,4 +209,7 @@ class ODMT(nn.Module):
     def user_embeddings(self, histories: torch.Tensor, items: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """histories (U, L) left-padded, items {branch: (N + 1, d)} -> {branch: H (U, d)} at the last position."""
         valid = histories != 0
-        return {b: self.user_encoders[b](items[b][histories], valid, outputs=[-1])[:, 0].float() for b in self.branches}
+        return {
+            b: self.user_encoders[b](items[b][histories].to(self.dtype), valid, outputs=[-1])[:, 0].float()
+            for b in self.branches
+        }

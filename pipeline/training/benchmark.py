@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from pipeline.dataset.processed import read_processed
+from pipeline.evaluation.ranking import inference_model, item_embeddings
 from pipeline.models.config import ODMTConfig
 from pipeline.models.odmt import ODMT
 from pipeline.runtime import autocast, resolve_device, resolve_precision, set_cpu_threads
@@ -52,10 +53,8 @@ def benchmark_train(
             loss.backward()
             optimizer.step()
         train_seconds = time.perf_counter() - start
-        model.eval()
         start = time.perf_counter()
-        with autocast(device, config.precision, bf16_on_cpu=True):
-            model.all_item_embeddings()
+        item_embeddings(inference_model(model, config.precision))  # as validation encodes them
         encode_seconds = time.perf_counter() - start
         rows.append({
             "deduplicate_items": deduplicate,

@@ -23,7 +23,14 @@ from pipeline.artifacts import atomic_path, write_json, write_tsv
 from pipeline.config import build
 from pipeline.dataset.processed import read_processed
 from pipeline.errors import InputError
-from pipeline.evaluation.ranking import RankingTask, item_embeddings, rank_task, ranking_metrics, validation_task
+from pipeline.evaluation.ranking import (
+    RankingTask,
+    inference_model,
+    item_embeddings,
+    rank_task,
+    ranking_metrics,
+    validation_task,
+)
 from pipeline.features.store import Manifest, load_tokens
 from pipeline.models.config import ODMTConfig
 from pipeline.models.odmt import ODMT, ItemFeatures
@@ -73,12 +80,10 @@ def load_run(run: Path, processed: Path, features: Path, device: torch.device) -
 
 def validate(model: ODMT, task: RankingTask, config: TrainConfig) -> dict[str, float]:
     """Full-ranking Recall/NDCG@selection_k on the valid target, with the evaluator's code."""
-    items = item_embeddings(model, config.precision)
+    ranker = inference_model(model, config.precision)
     by = {"ensemble": list(model.branches)}
-    ranks = rank_task(
-        model, task, items, by, config.eval_users_per_batch, config.eval_items_per_batch, config.precision
-    )["ensemble"]
-    return ranking_metrics(ranks, (config.selection_k,))
+    ranks = rank_task(ranker, task, item_embeddings(ranker), by, config.eval_users_per_batch, config.eval_items_per_batch)
+    return ranking_metrics(ranks["ensemble"], (config.selection_k,))
 
 
 def seed_everything(seed: int) -> None:
