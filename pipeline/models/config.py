@@ -17,9 +17,11 @@ class ODMTConfig:
     id_mask: bool = True  # image and text queries cannot attend to the ID key
     use_id: bool = True  # False: ID-free ODMT, image and text branches only
     id_init: Literal["mean", "text", "image", "random"] = "mean"  # ID table from raw CLS features
-    user_encoder: Literal["sasrec"] = "sasrec"  # the backbone of each branch
-    user_layers: int = 2
-    user_heads: int = 2
+    user_encoder: Literal["sasrec", "gru4rec", "nextitnet"] = "sasrec"  # the backbone of each branch (Figure 5)
+    user_layers: int = 2  # SASRec: Transformer layers; GRU4Rec: GRU layers; NextItNet: repeats of user_dilations
+    user_heads: int = 2  # SASRec only
+    user_kernel_size: int = 3  # NextItNet only (RecBole's default)
+    user_dilations: tuple[int, ...] = (1, 4)  # NextItNet only: each residual block convolves at r, then 2r
     positions: int = 12  # user-encoder input length (the authors' max_seq_len)
     dropout: float = 0.1
     layer_norm_eps: float = 1e-6
@@ -36,3 +38,5 @@ class ODMTConfig:
             raise ValueError("temperature and alpha must be positive")
         if self.positions < 1:
             raise ValueError("positions must be at least 1")
+        if min(self.user_layers, self.user_kernel_size, *self.user_dilations) < 1:
+            raise ValueError("user_layers, user_kernel_size and user_dilations must be positive")

@@ -3,7 +3,7 @@
 Read top to bottom as the paper's section 3:
   3.2  ItemFeatures (eq. 1, precomputed by `odmt extract`), IMT (eq. 2), ItemHead (eq. 3),
        and the ID table's initialisation from the raw CLS features;
-  3.3  one SASRec user encoder per branch (eq. 4);
+  3.3  one user encoder per branch (eq. 4): SASRec, or GRU4Rec / NextItNet (Figure 5);
   3.4/3.5  the debiased in-batch loss and online distillation (pipeline/training/loss.py).
 Branches are "image" (v), "text" (t) and "id".
 """
@@ -17,6 +17,8 @@ import torch
 from torch import nn
 
 from pipeline.models.config import ODMTConfig
+from pipeline.models.gru4rec import GRU4Rec
+from pipeline.models.nextitnet import NextItNet
 from pipeline.models.sasrec import SASRec
 from pipeline.models.transformer import Transformer, key_padding
 from pipeline.training.loss import (
@@ -110,6 +112,16 @@ class IMT(nn.Module):
         return {branch: self.heads[branch](out[:, i]) for i, branch in enumerate(read)}
 
 
+def user_encoder(config: ODMTConfig) -> nn.Module:
+    """One branch's backbone (eq. 4; ODMT is model-agnostic, Figure 5): items (B, L, d), valid -> H (B, L, d)."""
+    d, layers = config.hidden_size, config.user_layers
+    if config.user_encoder == "gru4rec":
+        return GRU4Rec(d, layers, config.dropout)
+    if config.user_encoder == "nextitnet":
+        return NextItNet(d, layers, config.user_kernel_size, config.user_dilations, config.dropout, config.layer_norm_eps)
+    return SASRec(d, layers, config.user_heads, config.positions, config.dropout, config.layer_norm_eps)
+
+
 def initial_id_table(features: ItemFeatures, how: str) -> torch.Tensor:
     """ID table (N + 1, d_id) from the raw CLS features: their mean (d_v = d_t), one of them, or random.
 
@@ -142,13 +154,7 @@ class ODMT(nn.Module):
         self.item_encoder = IMT(
             config, features.image.shape[2], features.text.shape[2], None if id_table is None else id_table.shape[1]
         )
-        self.user_encoders = nn.ModuleDict(
-            {
-                branch: SASRec(config.hidden_size, config.user_layers, config.user_heads, config.positions,
-                               config.dropout, config.layer_norm_eps)
-                for branch in self.branches
-            }
-        )
+        self.user_encoders = nn.ModuleDict({branch: user_encoder(config) for branch in self.branches})
 
     @property
     def dtype(self) -> torch.dtype:
