@@ -22,7 +22,7 @@ from pipeline.dataset.prepare import PrepareConfig
 from pipeline.errors import InputError
 from pipeline.evaluation.config import EvaluateConfig
 from pipeline.features.config import ExtractConfig
-from pipeline.models.config import ODMTConfig
+from pipeline.models.config import ModelConfig
 from pipeline.training.config import TrainConfig
 from pipeline.formats.hm import HMConfig
 
@@ -57,7 +57,7 @@ class Params:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
-    model: ODMTConfig = field(default_factory=ODMTConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 

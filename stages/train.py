@@ -15,17 +15,20 @@ def train(
     features: Annotated[Path, typer.Option(help="Features folder written by `odmt extract` (text/, image/).")],
     out: Annotated[Path, typer.Option(help="Run folder to write.")],
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last.pt.")] = False,
+    model: Annotated[
+        str | None, typer.Option(help="odmt, or an ID-only baseline: sasrec, gru4rec, nextitnet (= -S model.name=...).")
+    ] = None,
     params_file: ParamsFile = Path("params.yaml"),
     overrides: Overrides = None,
 ) -> None:
-    """Train ODMT, selecting best.pt on validation (the test target is never read)."""
+    """Train a model (ODMT by default), selecting best.pt on validation (the test target is never read)."""
     import pyarrow.parquet as pq
 
     from pipeline.dataset.processed import SEQUENCES_FILE
     from pipeline.training.loop import train as train_model  # torch loads here only
 
     with stage("train"):
-        settings = params(params_file, overrides)
+        settings = params(params_file, [*(overrides or []), *([f"model.name={model}"] if model else [])])
         users = pq.read_metadata(processed / SEQUENCES_FILE).num_rows if (processed / SEQUENCES_FILE).is_file() else 0
         with progress_bar("training sequences", users * settings.train.epochs) as advance:
             rows = train_model(processed, features, out, settings.model, settings.train, resume, advance)

@@ -10,10 +10,10 @@ import pyarrow as pa
 import torch
 
 from pipeline.features.store import FeatureIdentity, Manifest, items_fingerprint, shard_name, write_shard
-from pipeline.models.config import ODMTConfig
+from pipeline.models.config import ModelConfig
 from pipeline.models.odmt import ItemFeatures
 
-TINY = ODMTConfig(hidden_size=16, imt_heads=2, user_heads=2, positions=6, dropout=0.1)
+TINY = ModelConfig(hidden_size=16, imt_heads=2, user_heads=2, positions=6, dropout=0.1)
 
 
 def random_features(items: int, seed: int = 0, width: int = 8, image_tokens: int = 5, text_tokens: int = 4) -> ItemFeatures:
@@ -38,5 +38,5 @@ def write_random_store(folder: Path, modality: str, items: pa.Table, seed: int, 
     Manifest(identity, [{"file": shard_name(0), "items": len(item_idx)}], complete=True).write(folder)
 
 
-def tiny(**changes) -> ODMTConfig:
+def tiny(**changes) -> ModelConfig:
     return replace(TINY, **changes)

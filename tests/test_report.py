@@ -109,6 +109,10 @@ def test_ablation_section_needs_a_full_and_an_ablation_run(tmp_path):
     assert "Ablations" not in report(only_ablations / "runs", only_ablations / "metrics", tmp_path / "only-ablations")
     write_run(tmp_path, "id-free", recall=0.1, model={"use_id": False})
     assert "ID-free (id-free)" in report(tmp_path / "runs", tmp_path / "metrics", tmp_path / "both")
+    write_run(tmp_path, "sasrec", recall=0.05, model={"name": "sasrec"}, branches=False)
+    markdown = report(tmp_path / "runs", tmp_path / "metrics", tmp_path / "with-baseline")
+    assert "sasrec" in table(markdown, "Overall")[0]  # compared in Table 2 ...
+    assert not [row for row in table(markdown, "Ablations") if "sasrec" in row[0]]  # ... but not an ablation
 
 
 def test_bad_inputs_are_clear_errors(tmp_path):

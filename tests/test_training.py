@@ -12,9 +12,8 @@ from pipeline.errors import InputError
 from pipeline.formats.hm import HMConfig, ingest_hm
 from pipeline.training.config import TrainConfig
 from pipeline.dataset.processed import left_pad
-from pipeline.evaluation.ranking import RankingTask
-from pipeline.training.loop import load_item_features, train, validate
-from pipeline.models.odmt import ODMT
+from pipeline.evaluation.ranking import RankingTask, pessimistic_ranks, recall_at
+from pipeline.training.loop import MODELS, load_item_features, train, validate
 from tests.conftest import HM_MINI
 from tests.model_fixtures import tiny, write_random_store
 
@@ -44,7 +43,8 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, data):
     assert (tmp_path / "whole" / "best.pt").is_file() and (tmp_path / "whole" / "config.json").is_file()
 
 
-def test_a_tiny_run_learns_the_sequences_it_sees(tmp_path, data):
+@pytest.mark.parametrize("name", ["odmt", "sasrec", "gru4rec", "nextitnet"])
+def test_a_tiny_run_learns_the_sequences_it_sees_better_than_popularity(tmp_path, data, name):
     processed, features = data
     sequences = pq.read_table(processed / "sequences.parquet")["items"].to_pylist()
     positions = tiny().positions
@@ -53,16 +53,19 @@ def test_a_tiny_run_learns_the_sequences_it_sees(tmp_path, data):
         targets=torch.tensor([leave_one_out(s).train[-1] for s in sequences]),
         exclude=[[] for _ in sequences],
     )
-    config = tiny(dropout=0.0, hidden_size=32)
+    item_features = load_item_features(processed, features)
+    popularity = pessimistic_ranks({"x": torch.ones(len(sequences), 1)}, {"x": item_features.popularity.float().unsqueeze(1)},
+                                   seen.targets, seen.exclude, {"x": ["x"]}, 4096)["x"]
+    config = tiny(name=name, dropout=0.0, hidden_size=32)
     torch.manual_seed(QUICK.seed)
-    untrained = validate(ODMT(config, load_item_features(processed, features)), seen, QUICK)
+    untrained = validate(MODELS[name](config, item_features), seen, QUICK)
     rows = train(processed, features, tmp_path / "run", config, replace(QUICK, epochs=60, learning_rate=1e-2))
-    trained_model = ODMT(config, load_item_features(processed, features))
+    trained_model = MODELS[name](config, item_features)
     trained_model.load_state_dict(torch.load(tmp_path / "run" / "last.pt", weights_only=False)["model_state"])
     trained = validate(trained_model, seen, QUICK)
     assert rows[-1]["total"] < rows[0]["total"]
     assert trained["recall@10"] > untrained["recall@10"] + 0.1
-
+    assert trained["recall@10"] > recall_at(popularity, 10) + 0.1
 
 def test_runs_are_not_overwritten_and_resume_needs_a_run(tmp_path, data):
     processed, features = data

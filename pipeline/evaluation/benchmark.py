@@ -15,9 +15,10 @@ import torch
 
 from pipeline.evaluation.config import EvaluateConfig
 from pipeline.evaluation.ranking import RankingTask, inference_model, item_embeddings, rank_task, scorers
-from pipeline.models.config import ODMTConfig
-from pipeline.models.odmt import ODMT, ItemFeatures
+from pipeline.models.config import ModelConfig
+from pipeline.models.odmt import ItemFeatures
 from pipeline.runtime import resolve_device, resolve_precision, set_cpu_threads
+from pipeline.training.loop import MODELS
 
 BANK = 1024  # distinct random items, tiled: generating 100k x 80 x 384 normals would dominate the benchmark
 
@@ -35,7 +36,7 @@ def synthetic_features(items: int, image_tokens: int, text_tokens: int, width: i
 
 
 def benchmark_evaluate(
-    model_config: ODMTConfig,
+    model_config: ModelConfig,
     config: EvaluateConfig,
     item_counts: Sequence[int],
     users: int,
@@ -44,14 +45,14 @@ def benchmark_evaluate(
     width: int = 384,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """One row per catalogue size: an untrained ODMT (speed does not depend on training) ranks `users` users."""
+    """One row per catalogue size: an untrained `model.name` (speed does not depend on training) ranks `users` users."""
     set_cpu_threads(config.cpu_threads)
     device = resolve_device(config.device)
     rows = []
     for items in item_counts:
         generator = torch.Generator().manual_seed(seed)
         features = synthetic_features(items, image_tokens, text_tokens, width, generator)
-        model = inference_model(ODMT(model_config, features.to(device)).to(device), config.precision)
+        model = inference_model(MODELS[model_config.name](model_config, features.to(device)).to(device), config.precision)
         histories = torch.randint(1, items + 1, (users, model_config.positions), generator=generator)
         task = RankingTask(histories, torch.randint(1, items + 1, (users,), generator=generator),
                            [sorted(set(h)) for h in histories.tolist()])

@@ -20,7 +20,7 @@ from typing import Any
 
 from pipeline.artifacts import atomic_path
 from pipeline.errors import InputError
-from pipeline.models.config import ODMTConfig
+from pipeline.models.config import ModelConfig
 
 REPORT, POPULARITY_FIGURE = "report.md", "popularity_groups.png"
 LABELS = {"recall": "Recall", "ndcg": "NDCG"}
@@ -32,7 +32,7 @@ class Run:
     """One trained and evaluated run: what the report compares."""
 
     name: str
-    model: dict[str, Any]  # config.json "model": the ODMTConfig it was trained with
+    model: dict[str, Any]  # config.json "model": the ModelConfig it was trained with
     metrics: dict[str, Any]  # metrics.json
     log: list[dict[str, float]]  # train_log.tsv, one row per epoch
     groups: list[dict[str, float]]  # popularity_groups.tsv, group 0 = unseen in training
@@ -76,7 +76,7 @@ def load_runs(runs: Path, metrics: Path) -> list[Run]:
 
 def ablation_name(model: dict[str, Any]) -> str | None:
     """The Table 3 variant a run's model config is, None for the full ODMT: runs need no naming convention."""
-    m = dataclasses.asdict(ODMTConfig()) | model
+    m = dataclasses.asdict(ModelConfig()) | model
     names = []
     if not m["id_mask"]:
         names.append("w/o ID mask")
@@ -151,8 +151,9 @@ def report_markdown(dataset: str, runs: list[Run]) -> str:
     if branch_rows:
         parts += ["## Each branch alone (test)",
                   markdown_table(branch_rows, [label(k) for k in keys], per_column=True, corner="run / branch")]
-    variants = sorted(((ablation_name(run.model), run) for run in runs), key=lambda variant: variant[0] is not None)
-    if variants[0][0] is None and variants[-1][0] is not None:
+    odmt_runs = [run for run in runs if run.model.get("name", "odmt") == "odmt"]  # baselines are not ablations
+    variants = sorted(((ablation_name(run.model), run) for run in odmt_runs), key=lambda variant: variant[0] is not None)
+    if variants and variants[0][0] is None and variants[-1][0] is not None:
         rows = {f"{name or 'ODMT'} ({run.name})": [score(run, "ensemble", k) for k in keys] for name, run in variants}
         parts += ["## Ablations (Table 3; ensemble, test)",
                   markdown_table(rows, [label(k) for k in keys], per_column=True, corner="variant (run)")]

@@ -7,9 +7,11 @@ from typing import Literal
 
 
 @dataclass(frozen=True)
-class ODMTConfig:
-    """ODMT's architecture and loss; every Table 3 ablation is one switch here."""
+class ModelConfig:
+    """Which model, and its architecture and loss. Each model reads the fields it needs
+    (RecBole-style); every Table 3 ablation of ODMT is one switch here."""
 
+    name: Literal["odmt", "sasrec", "gru4rec", "nextitnet"] = "odmt"  # ODMT, or an ID-only baseline of that backbone
     hidden_size: int = 384  # d: every modality is projected to it (W^m E^m + b^m)
     imt: bool = True  # False: separate Transformers per modality ("w/o IMT")
     imt_layers: int = 2  # IMT layers; with imt off, layers of each per-modality Transformer
@@ -17,7 +19,7 @@ class ODMTConfig:
     id_mask: bool = True  # image and text queries cannot attend to the ID key
     use_id: bool = True  # False: ID-free ODMT, image and text branches only
     id_init: Literal["mean", "text", "image", "random"] = "mean"  # ID table from raw CLS features
-    user_encoder: Literal["sasrec", "gru4rec", "nextitnet"] = "sasrec"  # the backbone of each branch (Figure 5)
+    user_encoder: Literal["sasrec", "gru4rec", "nextitnet"] = "sasrec"  # ODMT: each branch's backbone (Figure 5)
     user_layers: int = 2  # SASRec: Transformer layers; GRU4Rec: GRU layers; NextItNet: repeats of user_dilations
     user_heads: int = 2  # SASRec only
     user_kernel_size: int = 3  # NextItNet only (RecBole's default)

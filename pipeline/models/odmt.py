@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pipeline.models.config import ODMTConfig
+from pipeline.models.config import ModelConfig
 from pipeline.models.gru4rec import GRU4Rec
 from pipeline.models.nextitnet import NextItNet
 from pipeline.models.sasrec import SASRec
@@ -65,7 +65,7 @@ class IMT(nn.Module):
     ID embedding goes straight to its head.
     """
 
-    def __init__(self, config: ODMTConfig, image_width: int, text_width: int, id_width: int | None) -> None:
+    def __init__(self, config: ModelConfig, image_width: int, text_width: int, id_width: int | None) -> None:
         super().__init__()
         self.config = config
         d = config.hidden_size
@@ -112,7 +112,7 @@ class IMT(nn.Module):
         return {branch: self.heads[branch](out[:, i]) for i, branch in enumerate(read)}
 
 
-def user_encoder(config: ODMTConfig) -> nn.Module:
+def user_encoder(config: ModelConfig) -> nn.Module:
     """One branch's backbone (eq. 4; ODMT is model-agnostic, Figure 5): items (B, L, d), valid -> H (B, L, d)."""
     d, layers = config.hidden_size, config.user_layers
     if config.user_encoder == "gru4rec":
@@ -120,6 +120,32 @@ def user_encoder(config: ODMTConfig) -> nn.Module:
     if config.user_encoder == "nextitnet":
         return NextItNet(d, layers, config.user_kernel_size, config.user_dilations, config.dropout, config.layer_norm_eps)
     return SASRec(d, layers, config.user_heads, config.positions, config.dropout, config.layer_norm_eps)
+
+
+def in_batch_logits(
+    user_encoders: nn.ModuleDict, items: dict[str, torch.Tensor], sequences: torch.Tensor, popularity: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """{branch: (R, R) debiased in-batch logits} (eq. 5-6): every real position of `sequences` predicts the next.
+
+    items {branch: (B, L + 1, d)} are the embeddings of `sequences` (B, L + 1).
+    """
+    candidates = in_batch_candidates(sequences, popularity)
+    valid = sequences[:, :-1] != 0
+    logits = {}
+    for branch, encoder in user_encoders.items():
+        users = encoder(items[branch][:, :-1], valid)  # (B, L, d)
+        logits[branch] = debiased_logits(users[candidates.rows], items[branch][:, 1:][candidates.rows], candidates)
+    return logits
+
+
+def latest_user_states(
+    user_encoders: nn.ModuleDict, histories: torch.Tensor, items: dict[str, torch.Tensor], dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    """histories (U, L) left-padded, items {branch: (N + 1, d)} -> {branch: H (U, d)} at the last position, fp32."""
+    valid = histories != 0
+    return {
+        b: encoder(items[b][histories].to(dtype), valid, outputs=[-1])[:, 0].float() for b, encoder in user_encoders.items()
+    }
 
 
 def initial_id_table(features: ItemFeatures, how: str) -> torch.Tensor:
@@ -144,7 +170,7 @@ def initial_id_table(features: ItemFeatures, how: str) -> torch.Tensor:
 class ODMT(nn.Module):
     """Item encoder (IMT) + one user encoder per branch; training loss of eq. 5-9; full-ranking scores."""
 
-    def __init__(self, config: ODMTConfig, features: ItemFeatures) -> None:
+    def __init__(self, config: ModelConfig, features: ItemFeatures) -> None:
         super().__init__()
         self.config, self.features = config, features
         self.branches = ("image", "text", "id") if config.use_id else ("image", "text")
@@ -184,13 +210,8 @@ class ODMT(nn.Module):
 
     def forward(self, sequences: torch.Tensor, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
-        items = self.sequence_item_embeddings(sequences)
-        candidates = in_batch_candidates(sequences, self.features.popularity)
-        valid = sequences[:, :-1] != 0
-        logits = {}
-        for branch in self.branches:
-            users = self.user_encoders[branch](items[branch][:, :-1], valid)  # (B, L, d)
-            logits[branch] = debiased_logits(users[candidates.rows], items[branch][:, 1:][candidates.rows], candidates)
+        logits = in_batch_logits(self.user_encoders, self.sequence_item_embeddings(sequences), sequences,
+                                 self.features.popularity)
         if not self.config.distillation:  # late fusion: one CE on the averaged logits
             loss = cross_entropy(torch.stack(list(logits.values())).mean(dim=0))
             return loss, {"ce_ensemble": loss.item(), "total": loss.item()}
@@ -214,8 +235,4 @@ class ODMT(nn.Module):
 
     def user_embeddings(self, histories: torch.Tensor, items: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """histories (U, L) left-padded, items {branch: (N + 1, d)} -> {branch: H (U, d)} at the last position."""
-        valid = histories != 0
-        return {
-            b: self.user_encoders[b](items[b][histories].to(self.dtype), valid, outputs=[-1])[:, 0].float()
-            for b in self.branches
-        }
+        return latest_user_states(self.user_encoders, histories, items, self.dtype)

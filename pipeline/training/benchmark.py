@@ -13,16 +13,15 @@ import torch
 
 from pipeline.dataset.processed import read_processed
 from pipeline.evaluation.ranking import inference_model, item_embeddings
-from pipeline.models.config import ODMTConfig
-from pipeline.models.odmt import ODMT
+from pipeline.models.config import ModelConfig
 from pipeline.runtime import autocast, resolve_device, resolve_precision, set_cpu_threads
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import training_sequences
-from pipeline.training.loop import load_item_features
+from pipeline.training.loop import MODELS, load_item_features
 
 
 def benchmark_train(
-    processed: Path, features: Path, model_config: ODMTConfig, config: TrainConfig, steps: int, distinct_items: int | None = None
+    processed: Path, features: Path, model_config: ModelConfig, config: TrainConfig, steps: int, distinct_items: int | None = None
 ) -> list[dict[str, Any]]:
     """One row per de-duplication setting: the same batches, the same model initialisation.
 
@@ -43,7 +42,7 @@ def benchmark_train(
     rows = []
     for deduplicate in (True, False):
         torch.manual_seed(config.seed)
-        model = ODMT(replace(model_config, deduplicate_items=deduplicate), item_features).to(device)
+        model = MODELS[model_config.name](replace(model_config, deduplicate_items=deduplicate), item_features).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
         start = time.perf_counter()
         for batch in batches:

@@ -32,7 +32,8 @@ from pipeline.evaluation.ranking import (
     validation_task,
 )
 from pipeline.features.store import Manifest, load_tokens
-from pipeline.models.config import ODMTConfig
+from pipeline.models.config import ModelConfig
+from pipeline.models.id_only import IDOnly
 from pipeline.models.odmt import ODMT, ItemFeatures
 from pipeline.runtime import autocast, resolve_device, set_cpu_threads
 from pipeline.training.config import TrainConfig
@@ -40,7 +41,7 @@ from pipeline.training.data import training_sequences
 
 log = logging.getLogger(__name__)
 
-MODELS = {"odmt": ODMT}
+MODELS = {"odmt": ODMT, "sasrec": IDOnly, "gru4rec": IDOnly, "nextitnet": IDOnly}  # model.name -> class
 BEST, LAST, LOG, CONFIG = "best.pt", "last.pt", "train_log.tsv", "config.json"
 
 
@@ -59,7 +60,7 @@ def feature_identities(features: Path) -> dict[str, dict[str, Any]]:
     return {m: dataclasses.asdict(manifest.identity) for m, manifest in manifests.items() if manifest is not None}
 
 
-def load_run(run: Path, processed: Path, features: Path, device: torch.device) -> tuple[ODMT, int]:
+def load_run(run: Path, processed: Path, features: Path, device: torch.device) -> tuple[ODMT | IDOnly, int]:
     """The run's best.pt as an eval-mode model on `device`, and the epoch it was selected at."""
     path = run / BEST
     if not path.is_file():
@@ -72,13 +73,13 @@ def load_run(run: Path, processed: Path, features: Path, device: torch.device) -
             f"{features}: not the features {path} was trained on (differs in {', '.join(changed)}). "
             "Pass the run's features folder, or retrain on these."
         )
-    model_config = build(ODMTConfig, checkpoint["model_config"], where=f"{path}:model_config")
-    model = MODELS[checkpoint["model"]](model_config, load_item_features(processed, features).to(device)).to(device)
+    model_config = build(ModelConfig, checkpoint["model_config"], where=f"{path}:model_config")
+    model = MODELS[model_config.name](model_config, load_item_features(processed, features).to(device)).to(device)
     model.load_state_dict(checkpoint["model_state"])
     return model.eval(), checkpoint["epoch"]
 
 
-def validate(model: ODMT, task: RankingTask, config: TrainConfig) -> dict[str, float]:
+def validate(model: ODMT | IDOnly, task: RankingTask, config: TrainConfig) -> dict[str, float]:
     """Full-ranking Recall/NDCG@selection_k on the valid target, with the evaluator's code."""
     ranker = inference_model(model, config.precision)
     by = {"ensemble": list(model.branches)}
@@ -96,7 +97,7 @@ def train(
     processed: Path,
     features: Path,
     out: Path,
-    model_config: ODMTConfig,
+    model_config: ModelConfig,
     config: TrainConfig,
     resume: bool = False,
     on_sequences: Callable[[int], None] = lambda n: None,
@@ -110,7 +111,7 @@ def train(
     set_cpu_threads(config.cpu_threads)
     device = resolve_device(config.device)
     _, sequences = read_processed(processed)
-    model = ODMT(model_config, load_item_features(processed, features).to(device)).to(device)
+    model = MODELS[model_config.name](model_config, load_item_features(processed, features).to(device)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     fp16 = device.type == "cuda" and config.precision == "fp16"
     scaler = torch.amp.GradScaler(enabled=fp16)
@@ -149,7 +150,7 @@ def train(
                 sums[name] += value * len(batch)
             on_sequences(len(batch))
         metrics = validate(model, valid, config)
-        weights = {"model": "odmt", "model_config": dataclasses.asdict(model_config), "model_state": model.state_dict(),
+        weights = {"model_config": dataclasses.asdict(model_config), "model_state": model.state_dict(),
                    "features": identities}
         row = {"epoch": epoch} | {name: total / len(train_sequences) for name, total in sums.items()}
         row |= {f"valid_{name}": value for name, value in metrics.items()} | {"seconds": time.perf_counter() - start}

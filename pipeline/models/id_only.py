@@ -1,0 +1,50 @@
+"""The ID-only sequential baselines of the paper's Table 2 (SASRec, GRU4Rec, NextItNet).
+
+A learned embedding per item ID and one backbone over it, trained and ranked by the
+same code as ODMT: the debiased in-batch loss (eq. 5-6), the same loop, the same
+evaluator. `model.name` picks the backbone; the feature store is read only for the
+catalogue size and the popularity correction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from pipeline.models.config import ModelConfig
+from pipeline.models.odmt import ItemFeatures, in_batch_logits, latest_user_states, user_encoder
+from pipeline.training.loss import cross_entropy
+
+INITIALIZER_RANGE = 0.02  # RecBole's normal init of the item table
+
+
+class IDOnly(nn.Module):
+    def __init__(self, config: ModelConfig, features: ItemFeatures) -> None:
+        super().__init__()
+        self.config, self.features = config, features
+        self.branches = ("id",)
+        self.item_embeddings = nn.Embedding(features.items + 1, config.hidden_size, padding_idx=0)
+        nn.init.normal_(self.item_embeddings.weight, std=INITIALIZER_RANGE)
+        with torch.no_grad():
+            self.item_embeddings.weight[0] = 0
+        self.user_encoders = nn.ModuleDict({"id": user_encoder(replace(config, user_encoder=config.name))})
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.item_embeddings.weight.dtype
+
+    def forward(self, sequences: torch.Tensor, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
+        logits = in_batch_logits(self.user_encoders, {"id": self.item_embeddings(sequences)}, sequences,
+                                 self.features.popularity)
+        loss = cross_entropy(logits["id"])
+        return loss, {"ce_id": loss.item(), "total": loss.item()}
+
+    def all_item_embeddings(self) -> dict[str, torch.Tensor]:
+        """{"id": (N + 1, d)}, row 0 (padding) zeros."""
+        return {"id": self.item_embeddings.weight.detach()}
+
+    def user_embeddings(self, histories: torch.Tensor, items: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return latest_user_states(self.user_encoders, histories, items, self.dtype)
