@@ -11,6 +11,7 @@ Branches are "image" (v), "text" (t) and "id".
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
@@ -226,7 +227,7 @@ class ODMT(nn.Module):
     def all_item_embeddings(self, chunk: int = 1024) -> dict[str, torch.Tensor]:
         """{branch: (N + 1, d)} for every item, each encoded once; row 0 (padding) is zeros."""
         device = self.features.image.device
-        parts: dict[str, list[torch.Tensor]] = {branch: [] for branch in self.branches}
+        parts: dict[str, list[torch.Tensor]] = defaultdict(list)
         for start in range(1, self.features.items + 1, chunk):
             items = torch.arange(start, min(start + chunk, self.features.items + 1), device=device)
             for branch, e in self.encode_items(items).items():

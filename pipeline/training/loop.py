@@ -33,6 +33,7 @@ from pipeline.evaluation.ranking import (
 )
 from pipeline.features.store import Manifest, load_tokens
 from pipeline.models.config import ModelConfig
+from pipeline.models.fusion import EarlyFusion, late_fusion
 from pipeline.models.id_only import IDOnly
 from pipeline.models.odmt import ODMT, ItemFeatures
 from pipeline.runtime import autocast, resolve_device, set_cpu_threads
@@ -41,7 +42,9 @@ from pipeline.training.data import training_sequences
 
 log = logging.getLogger(__name__)
 
-MODELS = {"odmt": ODMT, "sasrec": IDOnly, "gru4rec": IDOnly, "nextitnet": IDOnly}  # model.name -> class
+MODELS = {  # model.name -> what builds it from (ModelConfig, ItemFeatures)
+    "odmt": ODMT, "sasrec": IDOnly, "gru4rec": IDOnly, "nextitnet": IDOnly, "sasrec_lf": late_fusion, "sasrec_ef": EarlyFusion,
+}
 BEST, LAST, LOG, CONFIG = "best.pt", "last.pt", "train_log.tsv", "config.json"
 
 

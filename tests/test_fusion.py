@@ -1,0 +1,33 @@
+import torch
+
+from pipeline.models.fusion import EarlyFusion, late_fusion
+from pipeline.models.odmt import ODMT, in_batch_logits
+from pipeline.training.loss import cross_entropy
+from tests.model_fixtures import random_features, tiny
+
+SEQUENCES = torch.tensor([[0, 0, 1, 2, 3, 1, 4], [5, 2, 6, 1, 7, 8, 2]])
+
+
+def test_late_fusion_averages_the_logits_of_one_user_encoder_per_input():
+    torch.manual_seed(0)
+    model = late_fusion(tiny(), random_features(10)).eval()
+    assert not model.config.imt and not model.config.distillation and set(model.user_encoders) == {"image", "text", "id"}
+    loss, parts = model(SEQUENCES, epoch=1)
+    logits = in_batch_logits(model.user_encoders, model.sequence_item_embeddings(SEQUENCES), SEQUENCES,
+                             model.features.popularity)
+    assert torch.allclose(loss, cross_entropy(torch.stack(list(logits.values())).mean(dim=0)))
+    assert set(parts) == {"ce_ensemble", "total"}
+
+
+def test_early_fusion_averages_the_item_embeddings_before_one_user_encoder():
+    torch.manual_seed(0)
+    model = EarlyFusion(tiny(), random_features(10)).eval()
+    assert model.branches == ("fused",) and set(model.user_encoders) == {"fused"} and not model.config.imt
+    per_input = ODMT.all_item_embeddings(model)  # the image, text and ID embeddings it averages
+    assert set(per_input) == {"image", "text", "id"}
+    fused = model.all_item_embeddings()["fused"]
+    assert torch.allclose(fused, (per_input["image"] + per_input["text"] + per_input["id"]) / 3, atol=1e-6)
+    users = model.user_embeddings(SEQUENCES[:, :-1], {"fused": fused})
+    assert set(users) == {"fused"} and users["fused"].shape == (2, model.config.hidden_size)
+    loss, parts = model(SEQUENCES, epoch=1)
+    assert set(parts) == {"ce_fused", "total"} and loss.requires_grad
