@@ -1,5 +1,6 @@
 import torch
 
+from pipeline.models.fdsa import FDSA
 from pipeline.models.fusion import EarlyFusion, late_fusion
 from pipeline.models.odmt import ODMT, in_batch_logits
 from pipeline.training.loss import cross_entropy
@@ -31,3 +32,19 @@ def test_early_fusion_averages_the_item_embeddings_before_one_user_encoder():
     assert set(users) == {"fused"} and users["fused"].shape == (2, model.config.hidden_size)
     loss, parts = model(SEQUENCES, epoch=1)
     assert set(parts) == {"ce_fused", "total"} and loss.requires_grad
+
+
+def test_fdsa_reads_ids_and_features_through_two_streams():
+    torch.manual_seed(0)
+    features = random_features(10)
+    model = FDSA(tiny(name="fdsa"), features).eval()
+    histories = SEQUENCES[:, :-1]
+    items = model.all_item_embeddings()
+    before = model.user_embeddings(histories, items)["id"]
+    features.text[3, 0] += torch.randn(8).half()  # the text CLS of item 3, in user 0's history only
+    after = model.user_embeddings(histories, items)["id"]
+    assert not torch.allclose(before[0], after[0], atol=1e-5) and torch.allclose(before[1], after[1], atol=1e-6)
+    with torch.no_grad():
+        model.item_embeddings.weight[5] += torch.randn(16)  # item 5's ID, user 1 only (random: LayerNorm drops a constant)
+    moved = model.user_embeddings(histories, items)["id"]
+    assert torch.allclose(after[0], moved[0], atol=1e-6) and not torch.allclose(after[1], moved[1], atol=1e-5)

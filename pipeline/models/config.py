@@ -11,8 +11,8 @@ class ModelConfig:
     """Which model, and its architecture and loss. Each model reads the fields it needs
     (RecBole-style); every Table 3 ablation of ODMT is one switch here."""
 
-    # ODMT; an ID-only baseline of that backbone; or SASRec+LF / SASRec+EF (late / early fusion of modalities)
-    name: Literal["odmt", "sasrec", "gru4rec", "nextitnet", "sasrec_lf", "sasrec_ef"] = "odmt"
+    # ODMT; an ID-only baseline of that backbone; FDSA; or SASRec+LF / SASRec+EF (late / early fusion of modalities)
+    name: Literal["odmt", "sasrec", "gru4rec", "nextitnet", "fdsa", "sasrec_lf", "sasrec_ef"] = "odmt"
     hidden_size: int = 384  # d: every modality is projected to it (W^m E^m + b^m)
     imt: bool = True  # False: separate Transformers per modality ("w/o IMT")
     imt_layers: int = 2  # IMT layers; with imt off, layers of each per-modality Transformer
