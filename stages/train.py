@@ -16,7 +16,7 @@ def train(
     out: Annotated[Path, typer.Option(help="Run folder to write.")],
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last.pt.")] = False,
     model: Annotated[
-        str | None, typer.Option(help="odmt; sasrec, gru4rec, nextitnet (ID only); fdsa, sasrec_lf, sasrec_ef (= -S model.name=...).")
+        str | None, typer.Option(help="odmt; sasrec, gru4rec, nextitnet (ID only); fdsa, unisrec, sasrec_lf, sasrec_ef (= -S model.name=...).")
     ] = None,
     params_file: ParamsFile = Path("params.yaml"),
     overrides: Overrides = None,

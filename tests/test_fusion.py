@@ -2,6 +2,7 @@ import torch
 
 from pipeline.models.fdsa import FDSA
 from pipeline.models.fusion import EarlyFusion, late_fusion
+from pipeline.models.unisrec import MoEAdaptor, UniSRec
 from pipeline.models.odmt import ODMT, in_batch_logits
 from pipeline.training.loss import cross_entropy
 from tests.model_fixtures import random_features, tiny
@@ -48,3 +49,16 @@ def test_fdsa_reads_ids_and_features_through_two_streams():
         model.item_embeddings.weight[5] += torch.randn(16)  # item 5's ID, user 1 only (random: LayerNorm drops a constant)
     moved = model.user_embeddings(histories, items)["id"]
     assert torch.allclose(after[0], moved[0], atol=1e-6) and not torch.allclose(after[1], moved[1], atol=1e-5)
+
+
+def test_unisrec_represents_items_by_their_features_alone():
+    torch.manual_seed(0)
+    features = random_features(10)
+    features.image[7], features.text[7] = features.image[4], features.text[4]  # item 7: item 4's features
+    model = UniSRec(tiny(name="unisrec", adaptor_experts=3), features).eval()
+    items = model.all_item_embeddings()["item"]
+    assert torch.equal(items[7], items[4]) and not torch.allclose(items[7], items[5])  # no ID: same features, same item
+    assert items[0].abs().sum() == 0
+    adaptor = MoEAdaptor(width=8, hidden_size=16, experts=1, dropout=0.0)
+    x = torch.randn(5, 8)
+    assert torch.allclose(adaptor(x), adaptor.whitening[0](x - adaptor.centres[0]), atol=1e-6)  # one expert: whitening

@@ -43,7 +43,7 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, data):
     assert (tmp_path / "whole" / "best.pt").is_file() and (tmp_path / "whole" / "config.json").is_file()
 
 
-@pytest.mark.parametrize("name", ["odmt", "sasrec", "gru4rec", "nextitnet", "fdsa", "sasrec_lf", "sasrec_ef"])
+@pytest.mark.parametrize("name", ["odmt", "sasrec", "gru4rec", "nextitnet", "fdsa", "unisrec", "sasrec_lf", "sasrec_ef"])
 def test_a_tiny_run_learns_the_sequences_it_sees_better_than_popularity(tmp_path, data, name):
     processed, features = data
     sequences = pq.read_table(processed / "sequences.parquet")["items"].to_pylist()

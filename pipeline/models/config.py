@@ -11,8 +11,8 @@ class ModelConfig:
     """Which model, and its architecture and loss. Each model reads the fields it needs
     (RecBole-style); every Table 3 ablation of ODMT is one switch here."""
 
-    # ODMT; an ID-only baseline of that backbone; FDSA; or SASRec+LF / SASRec+EF (late / early fusion of modalities)
-    name: Literal["odmt", "sasrec", "gru4rec", "nextitnet", "fdsa", "sasrec_lf", "sasrec_ef"] = "odmt"
+    # ODMT; an ID-only baseline of that backbone; FDSA; UniSRec; or SASRec+LF / SASRec+EF (late / early fusion)
+    name: Literal["odmt", "sasrec", "gru4rec", "nextitnet", "fdsa", "unisrec", "sasrec_lf", "sasrec_ef"] = "odmt"
     hidden_size: int = 384  # d: every modality is projected to it (W^m E^m + b^m)
     imt: bool = True  # False: separate Transformers per modality ("w/o IMT")
     imt_layers: int = 2  # IMT layers; with imt off, layers of each per-modality Transformer
@@ -25,6 +25,7 @@ class ModelConfig:
     user_heads: int = 2  # SASRec only
     user_kernel_size: int = 3  # NextItNet only (RecBole's default)
     user_dilations: tuple[int, ...] = (1, 4)  # NextItNet only: each residual block convolves at r, then 2r
+    adaptor_experts: int = 8  # UniSRec only: whitening experts of its MoE adaptor (UniSRec's default)
     positions: int = 12  # user-encoder input length (the authors' max_seq_len)
     dropout: float = 0.1
     layer_norm_eps: float = 1e-6
@@ -41,5 +42,5 @@ class ModelConfig:
             raise ValueError("temperature and alpha must be positive")
         if self.positions < 1:
             raise ValueError("positions must be at least 1")
-        if min(self.user_layers, self.user_kernel_size, *self.user_dilations) < 1:
-            raise ValueError("user_layers, user_kernel_size and user_dilations must be positive")
+        if min(self.user_layers, self.user_kernel_size, self.adaptor_experts, *self.user_dilations) < 1:
+            raise ValueError("user_layers, user_kernel_size, adaptor_experts and user_dilations must be positive")

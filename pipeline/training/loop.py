@@ -37,6 +37,7 @@ from pipeline.models.fdsa import FDSA
 from pipeline.models.fusion import EarlyFusion, late_fusion
 from pipeline.models.id_only import IDOnly
 from pipeline.models.odmt import ODMT, ItemFeatures
+from pipeline.models.unisrec import UniSRec
 from pipeline.runtime import autocast, resolve_device, set_cpu_threads
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import training_sequences
@@ -44,8 +45,8 @@ from pipeline.training.data import training_sequences
 log = logging.getLogger(__name__)
 
 MODELS = {  # model.name -> what builds it from (ModelConfig, ItemFeatures)
-    "odmt": ODMT, "sasrec": IDOnly, "gru4rec": IDOnly, "nextitnet": IDOnly, "fdsa": FDSA, "sasrec_lf": late_fusion,
-    "sasrec_ef": EarlyFusion,
+    "odmt": ODMT, "sasrec": IDOnly, "gru4rec": IDOnly, "nextitnet": IDOnly, "fdsa": FDSA, "unisrec": UniSRec,
+    "sasrec_lf": late_fusion, "sasrec_ef": EarlyFusion,
 }
 BEST, LAST, LOG, CONFIG = "best.pt", "last.pt", "train_log.tsv", "config.json"
 
@@ -65,7 +66,7 @@ def feature_identities(features: Path) -> dict[str, dict[str, Any]]:
     return {m: dataclasses.asdict(manifest.identity) for m, manifest in manifests.items() if manifest is not None}
 
 
-def load_run(run: Path, processed: Path, features: Path, device: torch.device) -> tuple[ODMT | IDOnly | FDSA, int]:
+def load_run(run: Path, processed: Path, features: Path, device: torch.device) -> tuple[ODMT | IDOnly | FDSA | UniSRec, int]:
     """The run's best.pt as an eval-mode model on `device`, and the epoch it was selected at."""
     path = run / BEST
     if not path.is_file():
@@ -84,7 +85,7 @@ def load_run(run: Path, processed: Path, features: Path, device: torch.device) -
     return model.eval(), checkpoint["epoch"]
 
 
-def validate(model: ODMT | IDOnly | FDSA, task: RankingTask, config: TrainConfig) -> dict[str, float]:
+def validate(model: ODMT | IDOnly | FDSA | UniSRec, task: RankingTask, config: TrainConfig) -> dict[str, float]:
     """Full-ranking Recall/NDCG@selection_k on the valid target, with the evaluator's code."""
     ranker = inference_model(model, config.precision)
     by = {"ensemble": list(model.branches)}

@@ -1,0 +1,72 @@
+"""UniSRec-style baseline (Hou et al., 2022) of Table 2: items represented by their features only.
+
+Each item's text CLS feature passes a mixture-of-experts adaptor of parametric
+whitening (expert k: (x - b_k) W_k, weighted by a softmax gate over x); as the paper
+did for this baseline, the image CLS feature passes its own adaptor and is added. A
+SASRec reads the sequence of these item representations; no ID embedding, so unseen
+items are as well represented as seen ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from pipeline.models.config import ModelConfig
+from pipeline.models.odmt import ItemFeatures, in_batch_logits, latest_user_states, user_encoder
+from pipeline.training.loss import cross_entropy
+
+
+class MoEAdaptor(nn.Module):
+    def __init__(self, width: int, hidden_size: int, experts: int, dropout: float) -> None:
+        super().__init__()
+        self.centres = nn.Parameter(torch.zeros(experts, width))  # b_k
+        self.whitening = nn.ModuleList(nn.Linear(width, hidden_size, bias=False) for _ in range(experts))  # W_k
+        self.gate = nn.Linear(width, experts, bias=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., width) -> (..., d)."""
+        x = self.dropout(x)
+        experts = torch.stack([w(x - b) for w, b in zip(self.whitening, self.centres)], dim=-2)  # (..., K, d)
+        return (self.gate(x).softmax(dim=-1).unsqueeze(-1) * experts).sum(dim=-2)
+
+
+class UniSRec(nn.Module):
+    def __init__(self, config: ModelConfig, features: ItemFeatures) -> None:
+        super().__init__()
+        self.config, self.features = config, features
+        self.branches = ("item",)
+        d, experts = config.hidden_size, config.adaptor_experts
+        self.adaptors = nn.ModuleDict({
+            "text": MoEAdaptor(features.text.shape[2], d, experts, config.dropout),
+            "image": MoEAdaptor(features.image.shape[2], d, experts, config.dropout),
+        })
+        self.user_encoders = nn.ModuleDict({"item": user_encoder(replace(config, user_encoder="sasrec"))})
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.adaptors["text"].gate.weight.dtype
+
+    def item_representations(self, items: torch.Tensor) -> torch.Tensor:
+        """items (...) ids -> (..., d): adapted text CLS plus adapted image CLS."""
+        f = self.features
+        return sum(self.adaptors[m](getattr(f, m)[items, 0].to(self.dtype)) for m in ("text", "image"))
+
+    def forward(self, sequences: torch.Tensor, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
+        logits = in_batch_logits(self.user_encoders, {"item": self.item_representations(sequences)}, sequences,
+                                 self.features.popularity)
+        loss = cross_entropy(logits["item"])
+        return loss, {"ce_item": loss.item(), "total": loss.item()}
+
+    def all_item_embeddings(self) -> dict[str, torch.Tensor]:
+        """{"item": (N + 1, d)}, row 0 (padding) zeros."""
+        items = torch.arange(1, self.features.items + 1, device=self.features.image.device)
+        embeddings = self.item_representations(items)
+        return {"item": torch.cat([torch.zeros_like(embeddings[:1]), embeddings])}
+
+    def user_embeddings(self, histories: torch.Tensor, items: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return latest_user_states(self.user_encoders, histories, items, self.dtype)
