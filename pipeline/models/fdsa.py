@@ -14,11 +14,9 @@ import torch
 from torch import nn
 
 from pipeline.models.config import ModelConfig
-from pipeline.models.odmt import ItemFeatures, user_encoder
-from pipeline.training.loss import cross_entropy, debiased_logits, in_batch_candidates
-
-INITIALIZER_RANGE = 0.02
-
+from pipeline.models.id_only import id_table
+from pipeline.models.odmt import ItemFeatures, single_loss, user_encoder
+from pipeline.training.loss import debiased_logits, in_batch_candidates
 
 class FDSA(nn.Module):
     def __init__(self, config: ModelConfig, features: ItemFeatures) -> None:
@@ -26,10 +24,7 @@ class FDSA(nn.Module):
         self.config, self.features = config, features
         self.branches = ("id",)
         d = config.hidden_size
-        self.item_embeddings = nn.Embedding(features.items + 1, d, padding_idx=0)
-        nn.init.normal_(self.item_embeddings.weight, std=INITIALIZER_RANGE)
-        with torch.no_grad():
-            self.item_embeddings.weight[0] = 0
+        self.item_embeddings = id_table(features.items, d)
         self.feature_projections = nn.ModuleDict(
             {"image": nn.Linear(features.image.shape[2], d), "text": nn.Linear(features.text.shape[2], d)}
         )
@@ -61,8 +56,7 @@ class FDSA(nn.Module):
         """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
         candidates = in_batch_candidates(sequences, self.features.popularity)
         users, targets = self.user_states(sequences[:, :-1]), self.item_embeddings(sequences[:, 1:])
-        loss = cross_entropy(debiased_logits(users[candidates.rows], targets[candidates.rows], candidates))
-        return loss, {"ce_id": loss.item(), "total": loss.item()}
+        return single_loss({"id": debiased_logits(users[candidates.rows], targets[candidates.rows], candidates)})
 
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:
         return {"id": self.item_embeddings.weight.detach()}

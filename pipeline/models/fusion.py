@@ -15,8 +15,7 @@ import torch
 from torch import nn
 
 from pipeline.models.config import ModelConfig
-from pipeline.models.odmt import ODMT, ItemFeatures, in_batch_logits, user_encoder
-from pipeline.training.loss import cross_entropy
+from pipeline.models.odmt import ODMT, ItemFeatures, in_batch_logits, single_loss, user_encoder
 
 BASELINE = {"imt": False, "distillation": False, "id_init": "random"}
 
@@ -47,5 +46,4 @@ class EarlyFusion(ODMT):
     def forward(self, sequences: torch.Tensor, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
         logits = in_batch_logits(self.user_encoders, self.sequence_item_embeddings(sequences), sequences,
                                  self.features.popularity)
-        loss = cross_entropy(logits["fused"])
-        return loss, {"ce_fused": loss.item(), "total": loss.item()}
+        return single_loss(logits)

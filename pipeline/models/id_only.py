@@ -14,10 +14,18 @@ import torch
 from torch import nn
 
 from pipeline.models.config import ModelConfig
-from pipeline.models.odmt import ItemFeatures, in_batch_logits, latest_user_states, user_encoder
-from pipeline.training.loss import cross_entropy
+from pipeline.models.odmt import ItemFeatures, in_batch_logits, latest_user_states, single_loss, user_encoder
 
 INITIALIZER_RANGE = 0.02  # RecBole's normal init of the item table
+
+
+def id_table(items: int, hidden_size: int) -> nn.Embedding:
+    """A learned embedding per item ID (row 0 = padding, zeros), RecBole-initialised."""
+    table = nn.Embedding(items + 1, hidden_size, padding_idx=0)
+    nn.init.normal_(table.weight, std=INITIALIZER_RANGE)
+    with torch.no_grad():
+        table.weight[0] = 0
+    return table
 
 
 class IDOnly(nn.Module):
@@ -25,10 +33,7 @@ class IDOnly(nn.Module):
         super().__init__()
         self.config, self.features = config, features
         self.branches = ("id",)
-        self.item_embeddings = nn.Embedding(features.items + 1, config.hidden_size, padding_idx=0)
-        nn.init.normal_(self.item_embeddings.weight, std=INITIALIZER_RANGE)
-        with torch.no_grad():
-            self.item_embeddings.weight[0] = 0
+        self.item_embeddings = id_table(features.items, config.hidden_size)
         self.user_encoders = nn.ModuleDict({"id": user_encoder(replace(config, user_encoder=config.name))})
 
     @property
@@ -39,8 +44,7 @@ class IDOnly(nn.Module):
         """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
         logits = in_batch_logits(self.user_encoders, {"id": self.item_embeddings(sequences)}, sequences,
                                  self.features.popularity)
-        loss = cross_entropy(logits["id"])
-        return loss, {"ce_id": loss.item(), "total": loss.item()}
+        return single_loss(logits)
 
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:
         """{"id": (N + 1, d)}, row 0 (padding) zeros."""

@@ -139,6 +139,13 @@ def in_batch_logits(
     return logits
 
 
+def single_loss(logits: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    """One CE on one set of logits (late fusion, and every single-branch baseline), logged as ce_<name>."""
+    ((name, z),) = logits.items()
+    loss = cross_entropy(z)
+    return loss, {f"ce_{name}": loss.item(), "total": loss.item()}
+
+
 def latest_user_states(
     user_encoders: nn.ModuleDict, histories: torch.Tensor, items: dict[str, torch.Tensor], dtype: torch.dtype
 ) -> dict[str, torch.Tensor]:
@@ -214,8 +221,7 @@ class ODMT(nn.Module):
         logits = in_batch_logits(self.user_encoders, self.sequence_item_embeddings(sequences), sequences,
                                  self.features.popularity)
         if not self.config.distillation:  # late fusion: one CE on the averaged logits
-            loss = cross_entropy(torch.stack(list(logits.values())).mean(dim=0))
-            return loss, {"ce_ensemble": loss.item(), "total": loss.item()}
+            return single_loss({"ensemble": torch.stack(list(logits.values())).mean(dim=0)})
         ce = {branch: cross_entropy(z) for branch, z in logits.items()}
         kl = distillation_terms(logits, self.config.temperature, self.config.detach_teacher)
         weight = rampup_weight(epoch, self.config.alpha)

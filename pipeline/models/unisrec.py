@@ -15,8 +15,7 @@ import torch
 from torch import nn
 
 from pipeline.models.config import ModelConfig
-from pipeline.models.odmt import ItemFeatures, in_batch_logits, latest_user_states, user_encoder
-from pipeline.training.loss import cross_entropy
+from pipeline.models.odmt import ItemFeatures, in_batch_logits, latest_user_states, single_loss, user_encoder
 
 
 class MoEAdaptor(nn.Module):
@@ -59,8 +58,7 @@ class UniSRec(nn.Module):
         """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
         logits = in_batch_logits(self.user_encoders, {"item": self.item_representations(sequences)}, sequences,
                                  self.features.popularity)
-        loss = cross_entropy(logits["item"])
-        return loss, {"ce_item": loss.item(), "total": loss.item()}
+        return single_loss(logits)
 
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:
         """{"item": (N + 1, d)}, row 0 (padding) zeros."""
