@@ -9,6 +9,7 @@ an error that names the key, never a silent default.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -49,6 +50,35 @@ class IngestConfig:
     hm: HMConfig = field(default_factory=HMConfig)
 
 
+RUN_NAME = re.compile(r"[A-Za-z0-9_-]+")
+RUN_SECTIONS = ("model", "train")
+
+
+@dataclass(frozen=True)
+class ExperimentsConfig:
+    """`experiments` in params.yaml: the runs x seeds that experiments/dvc.yaml trains and evaluates.
+
+    A run is a name and the `model.`/`train.` parameters it changes, as `-S` would; the report
+    groups a run's seeds and lays the groups out as the paper's Tables 2-4 and Figure 5.
+    """
+
+    pipeline_runs: tuple[str, ...] = ("odmt",)  # what the root dvc.yaml trains, at train.seed
+    seeds: tuple[int, ...] = (0, 1, 2)
+    runs: dict[str, dict[str, Any]] = field(default_factory=lambda: {"odmt": {}})
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.pipeline_runs if name not in self.runs]
+        if unknown:
+            raise ValueError(f"pipeline_runs: {unknown} are not in runs; add them there or remove them")
+        for name, changes in self.runs.items():
+            if not RUN_NAME.fullmatch(name):
+                raise ValueError(f"runs: {name!r} may hold only letters, digits, _ and - (DVC reads each run's "
+                                 f"parameters by dotted path, so a dot would split the name); rename it")
+            outside = [key for key in changes if key.split(".")[0] not in RUN_SECTIONS]
+            if outside:
+                raise ValueError(f"runs.{name}: {outside} are not model.* or train.* parameters, the only ones a run may change")
+
+
 @dataclass(frozen=True)
 class Params:
     """The whole of params.yaml: one section per stage."""
@@ -60,33 +90,40 @@ class Params:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    experiments: ExperimentsConfig = field(default_factory=ExperimentsConfig)
 
 
-def load_params(path: Path, overrides: Iterable[str] = ()) -> Params:
-    """Read `path`, apply `section.key=value` overrides (YAML-typed values) and type-check."""
+def load_params(path: Path, overrides: Iterable[str] = (), experiment: str | None = None) -> Params:
+    """Read `path`, apply run `experiment`'s changes, then `section.key=value` overrides (YAML-typed), and type-check."""
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found. Run from the project root or pass --params.")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if experiment is not None:
+        runs = build(Params, data, where=str(path)).experiments.runs
+        if experiment not in runs:
+            raise ConfigError(f"{path}: experiments.runs has no run {experiment!r}; add it or pick one of {sorted(runs)}")
+        for key, value in runs[experiment].items():
+            set_dotted(data, key, value)
     for override in overrides:
-        set_dotted(data, override)
+        key, sep, raw_value = override.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {override!r}: expected KEY=VALUE, e.g. prepare.min_user_interactions=5")
+        set_dotted(data, key.strip(), yaml.safe_load(raw_value))
     return build(Params, data, where=str(path))
 
 
-def set_dotted(data: dict[str, Any], override: str) -> None:
-    """Apply one `a.b.c=value` override in place, the value parsed as YAML (`3`, `true`, `[a, b]`)."""
-    key, sep, raw_value = override.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"override {override!r}: expected KEY=VALUE, e.g. prepare.min_user_interactions=5")
-    *parents, leaf = key.strip().split(".")
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set `a.b.c` to `value` in place, creating missing sections."""
+    *parents, leaf = key.split(".")
     node = data
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"override {override!r}: {part!r} is not a section")
-    node[leaf] = yaml.safe_load(raw_value)
+            raise ConfigError(f"{key}: {part!r} is not a section")
+    node[leaf] = value
 
 
 def build(cls: type[T], data: Any, where: str) -> T:
@@ -119,6 +156,11 @@ def _coerce(kind: Any, value: Any, where: str) -> Any:
             return None
         options = [k for k in typing.get_args(kind) if k is not type(None)]
         return _coerce(options[0], value, where)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        key_kind, value_kind = typing.get_args(kind)
+        return {_coerce(key_kind, k, where): _coerce(value_kind, v, f"{where}.{k}") for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")

@@ -31,8 +31,8 @@ Overrides = Annotated[
 ]
 
 
-def params(path: Path, overrides: Iterable[str] | None) -> Params:
-    return load_params(path, overrides or ())
+def params(path: Path, overrides: Iterable[str] | None, experiment: str | None = None) -> Params:
+    return load_params(path, overrides or (), experiment)
 
 
 @contextmanager

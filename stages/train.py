@@ -18,6 +18,9 @@ def train(
     model: Annotated[
         str | None, typer.Option(help="odmt; sasrec, gru4rec, nextitnet (ID only); fdsa, unisrec, sasrec_lf, sasrec_ef (= -S model.name=...).")
     ] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="A run of params.yaml's experiments.runs: apply its changes before -S.")
+    ] = None,
     params_file: ParamsFile = Path("params.yaml"),
     overrides: Overrides = None,
 ) -> None:
@@ -28,7 +31,7 @@ def train(
     from pipeline.training.loop import train as train_model  # torch loads here only
 
     with stage("train"):
-        settings = params(params_file, [*(overrides or []), *([f"model.name={model}"] if model else [])])
+        settings = params(params_file, [*(overrides or []), *([f"model.name={model}"] if model else [])], experiment)
         users = pq.read_metadata(processed / SEQUENCES_FILE).num_rows if (processed / SEQUENCES_FILE).is_file() else 0
         with progress_bar("training sequences", users * settings.train.epochs) as advance:
             rows = train_model(processed, features, out, settings.model, settings.train, resume, advance)

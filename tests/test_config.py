@@ -17,15 +17,14 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_repository_params_name_every_parameter():
     # Every field of the typed config appears in params.yaml: nothing is left to a hidden default.
-    def keys(node, prefix=""):
-        if dataclasses.is_dataclass(node):
-            node = {f.name: getattr(node, f.name) for f in dataclasses.fields(node)}
-        if not isinstance(node, dict):
-            return {prefix}
-        return set().union(*(keys(value, f"{prefix}{key}.") for key, value in node.items()))
+    def check(config, written, where="params.yaml"):
+        fields = dataclasses.fields(config)
+        assert set(written) == {f.name for f in fields}, where
+        for f in fields:
+            if dataclasses.is_dataclass(getattr(config, f.name)):
+                check(getattr(config, f.name), written[f.name], f"{where}:{f.name}")
 
-    written = yaml.safe_load((REPO / "params.yaml").read_text())
-    assert keys(written) == keys(Params())
+    check(Params(), yaml.safe_load((REPO / "params.yaml").read_text()))
     load_params(REPO / "params.yaml")  # and every value type-checks
 
 
@@ -59,3 +58,24 @@ def test_bad_parameters_name_the_key(tmp_path, text, overrides, named):
 def test_missing_params_file_says_what_to_do(tmp_path):
     with pytest.raises(ConfigError, match="--params"):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_an_experiment_applies_its_changes_before_the_overrides(tmp_path):
+    path = write(tmp_path, "experiments:\n  pipeline_runs: [cold]\n  runs:\n    cold: {model.temperature: 0.1, train.seed: 4}\n")
+    params = load_params(path, ["train.seed=7"], experiment="cold")
+    assert (params.model.temperature, params.train.seed) == (0.1, 7)
+    assert load_params(path).model.temperature == 0.5
+
+
+@pytest.mark.parametrize(("runs", "experiment", "named"), [
+    ("warm: {}", "hot", "pick one of \\['warm'\\]"),
+    ("warm: {}\n    T0.1: {model.temperature: 0.1}", "warm", "dot"),
+    ("warm: {prepare.min_user_interactions: 3}", "warm", "model.\\* or train.\\*"),
+    ("warm: {model.temprature: 0.1}", "warm", "temprature"),
+    ("warm: [model.temperature]", "warm", "mapping"),
+    ("cold: {}", None, "pipeline_runs"),  # the root pipeline's run must be one of the runs
+])
+def test_bad_experiments_name_the_run(tmp_path, runs, experiment, named):
+    path = write(tmp_path, f"experiments:\n  pipeline_runs: [warm]\n  runs:\n    {runs}\n")
+    with pytest.raises(ConfigError, match=named):
+        load_params(path, experiment=experiment)
