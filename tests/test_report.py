@@ -8,14 +8,16 @@ from typer.testing import CliRunner
 
 from pipeline.artifacts import write_json, write_tsv
 from pipeline.errors import InputError
-from pipeline.evaluation.report import ablation_name, markdown_table, report
+from pipeline.evaluation.report import ablation_name, bolded, cell, markdown_table, report
 from stages.report import report as report_command
 
 KEYS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 
 
-def write_run(data: Path, name: str, recall: float, model: dict | None = None, branches: bool = True) -> None:
+def write_run(data: Path, name: str, recall: float, model: dict | None = None, branches: bool = True,
+              seed: int | None = None) -> None:
     """A fake run and metrics folder in the real formats: what `odmt train` and `odmt evaluate` write."""
+    name = name if seed is None else f"{name}-seed{seed}"  # as experiments/dvc.yaml names its runs
     split = {key: recall / (2 if key.startswith("ndcg") else 1) + (0.05 if key.endswith("20") else 0) for key in KEYS}
     shares = {"image": 0.5, "text": 0.4, "id": 0.6} if branches else {}
     scorers = {"ensemble": split} | {branch: {k: v * share for k, v in split.items()} for branch, share in shares.items()}
@@ -25,7 +27,7 @@ def write_run(data: Path, name: str, recall: float, model: dict | None = None, b
         {"group": g, "items": 8, "users": 18, "min_train_count": g, "max_train_count": g + 1,
          "recall@10": recall * g / 5, "ndcg@10": 0.0, "recall@20": 0.0, "ndcg@20": 0.0} for g in range(6)])
     write_json(data / "runs" / name / "config.json",
-               {"model": model or {}, "train": {}, "processed": "processed", "features": "features"})
+               {"model": model or {}, "train": {} if seed is None else {"seed": seed}, "processed": "processed", "features": "features"})
     losses = ({"ce_image": 6.0, "ce_text": 6.5, "ce_id": 5.9, "kl_image": 1.0, "kl_text": 1.5, "kl_id": 0.4,
                "distillation_weight": 0.01} if branches else {"ce_ensemble": 6.1})
     write_tsv(data / "runs" / name / "train_log.tsv", [
@@ -40,15 +42,16 @@ def table(markdown: str, title: str) -> list[list[str]]:
     return [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines() if line.startswith("|")]
 
 
-def test_markdown_table_bolds_only_the_best_of_each_row():
-    lines = markdown_table({"Recall@10": [0.1, 0.3, 0.2], "NDCG@10": [0.05, None, 0.12345]}, ["a", "b", "c"],
-                           corner="metric").splitlines()
+def test_cells_are_mean_and_sample_std_with_the_best_mean_bold():
+    assert cell([]) == "-" and cell([0.12345]) == "0.1235"
+    assert cell([0.1, 0.2, 0.3]) == "0.2000 ± 0.1000"  # sample std (n - 1)
+    rows = bolded({"Recall@10": [[0.1], [0.3], [0.2]], "NDCG@10": [[0.05], [], [0.1, 0.2]]})
+    lines = markdown_table(rows, ["a", "b", "c"], corner="metric").splitlines()
     assert lines[:2] == ["| metric | a | b | c |", "| --- | --- | --- | --- |"]
     assert lines[2] == "| Recall@10 | 0.1000 | **0.3000** | 0.2000 |"
-    assert lines[3] == "| NDCG@10 | 0.0500 | - | **0.1235** |"
-    assert markdown_table({"loss": [2.0, 1.0]}, ["a", "b"], best=min).endswith("| loss | 2.0000 | **1.0000** |")
-    by_column = markdown_table({"x": [0.1, 0.9], "y": [0.2, 0.3]}, ["p", "q"], per_column=True).splitlines()
-    assert by_column[2:] == ["| x | 0.1000 | **0.9000** |", "| y | **0.2000** | 0.3000 |"]
+    assert lines[3] == "| NDCG@10 | 0.0500 | - | **0.1500 ± 0.0707** |"
+    by_column = bolded({"x": [[0.1], [0.9]], "y": [[0.2], [0.3]]}, per_column=True)
+    assert by_column == {"x": ["0.1000", "**0.9000**"], "y": ["**0.2000**", "0.3000"]}
 
 
 @pytest.mark.parametrize("model, name", [
@@ -78,14 +81,13 @@ def test_report_writes_the_tables_and_valid_figures(tmp_path):
 
     assert (out / "report.md").read_text() == markdown
     assert "hm-mini" in markdown and "90 users, 40 items" in markdown
-    overall = table(markdown, "Overall")
-    assert overall[0] == ["metric", "late", "no-mask", "odmt"]
+    overall = table(markdown, "Overall")  # the ablations have their own table
+    assert overall[0] == ["metric", "odmt"]
     assert [row[0] for row in overall[2:]] == ["Recall@10", "Recall@20", "NDCG@10", "NDCG@20"]
-    assert overall[2] == ["Recall@10", "0.2500", "0.2000", "**0.3000**"]
-    assert all(sum("**" in cell for cell in row) == 1 for row in overall[2:])
+    assert overall[2] == ["Recall@10", "**0.3000**"]
 
     branch = table(markdown, "Each branch")
-    assert [row[0] for row in branch[2:]] == [f"{run} / {b}" for run in ("no-mask", "odmt") for b in ("image", "text", "id")]
+    assert [row[0] for row in branch[2:]] == [f"odmt / {b}" for b in ("image", "text", "id")]
     assert [row[0] for row in branch[2:] if "**" in row[1]] == ["odmt / id"]  # best per column
     ablations = table(markdown, "Ablations")
     assert [row[0] for row in ablations[2:]] == ["ODMT (odmt)", "w/o online distillation (late)", "w/o ID mask (no-mask)"]
@@ -98,6 +100,38 @@ def test_report_writes_the_tables_and_valid_figures(tmp_path):
             assert image.format == "PNG" and image.width > 100
             image.verify()
     assert sorted(p.name for p in out.iterdir()) == sorted([*figures, "report.md"])  # no temporary files left
+
+
+def test_seeds_make_one_column_and_each_group_finds_its_table(tmp_path):
+    # The experiment matrix of params.yaml: ODMT, baselines, a backbone and the T/alpha sweep, over seeds.
+    for seed, shift in enumerate((0.0, 0.02, 0.04)):
+        write_run(tmp_path, "odmt", 0.30 + shift, seed=seed)
+        write_run(tmp_path, "sasrec", 0.10 + shift, model={"name": "sasrec"}, branches=False, seed=seed)
+    write_run(tmp_path, "sasrec_lf", 0.20, model={"name": "sasrec_lf"}, seed=0)
+    write_run(tmp_path, "gru4rec", 0.12, model={"name": "gru4rec"}, branches=False, seed=0)
+    write_run(tmp_path, "odmt-gru4rec", 0.35, model={"user_encoder": "gru4rec"}, seed=0)
+    write_run(tmp_path, "no-distillation", 0.25, model={"distillation": False}, seed=0)
+    write_run(tmp_path, "T0_1", 0.28, model={"temperature": 0.1}, seed=0)
+    write_run(tmp_path, "alpha10", 0.31, model={"alpha": 10.0}, seed=0)
+    markdown = report(tmp_path / "runs", tmp_path / "metrics", tmp_path / "reports")
+
+    overall = table(markdown, "Overall")
+    assert overall[0] == ["metric", "gru4rec", "sasrec", "sasrec_lf", "odmt", "Improv."]  # the paper's order
+    assert overall[2] == ["Recall@10", "0.1200", "0.1200 ± 0.0200", "0.2000", "**0.3200 ± 0.0200**", "+60.0%"]
+    assert overall[3][-1] == "+48.0%"  # Recall@20: 0.37 over 0.25
+    assert table(markdown, "Backbones")[2:] == [
+        ["SASRec", "0.1200 ± 0.0200", "0.1700 ± 0.0200", "0.0600 ± 0.0100", "0.1100 ± 0.0100"],
+        ["ODMT (SASRec)", "0.3200 ± 0.0200", "0.3700 ± 0.0200", "0.1600 ± 0.0100", "0.2100 ± 0.0100"],
+        ["GRU4Rec", "0.1200", "0.1700", "0.0600", "0.1100"], ["ODMT (GRU4Rec)", "**0.3500**", "**0.4000**", "**0.1750**", "**0.2250**"],
+    ]
+    assert [row[0] for row in table(markdown, "Ablations")[2:]] == [
+        "ODMT (odmt)", "w/o online distillation (no-distillation)"]
+    assert [row[:2] for row in table(markdown, "Distillation T")[2:]] == [
+        ["None", "0.2500"], ["T = 0.1", "0.2800"], ["T = 0.5", "**0.3200 ± 0.0200**"]]
+    assert [row[:2] for row in table(markdown, "Distillation alpha")[2:]] == [
+        ["None", "0.2500"], ["alpha = 10", "0.3100"], ["alpha = 60", "**0.3200 ± 0.0200**"]]
+    assert "mean ± sample std over 1 / 3 seed(s)" in markdown
+    assert "](training_odmt-seed0.png)" in markdown and (tmp_path / "reports" / "training_odmt-seed0.png").is_file()
 
 
 def test_ablation_section_needs_a_full_and_an_ablation_run(tmp_path):
