@@ -14,9 +14,10 @@ def report(
     runs: Annotated[Path, typer.Option(help="Folder of run folders written by `odmt train` (data/<dataset>/runs).")],
     metrics: Annotated[Path, typer.Option(help="Folder of metrics folders written by `odmt evaluate`, same run names.")],
     out: Annotated[Path, typer.Option(help="Reports folder to write (report.md and PNG figures).")],
+    dataset: Annotated[str | None, typer.Option(help="Dataset name for the title; default: the folder above --runs.")] = None,
 ) -> None:
     """The paper's tables (overall, per branch, ablations) and figures across every evaluated run."""
     from pipeline.evaluation.report import report as write_report  # matplotlib loads here only
 
     with stage("report"):
-        typer.echo(write_report(runs, metrics, out))
+        typer.echo(write_report(runs, metrics, out, dataset))

@@ -113,8 +113,9 @@ def test_seeds_make_one_column_and_each_group_finds_its_table(tmp_path):
     write_run(tmp_path, "no-distillation", 0.25, model={"distillation": False}, seed=0)
     write_run(tmp_path, "T0_1", 0.28, model={"temperature": 0.1}, seed=0)
     write_run(tmp_path, "alpha10", 0.31, model={"alpha": 10.0}, seed=0)
-    markdown = report(tmp_path / "runs", tmp_path / "metrics", tmp_path / "reports")
+    markdown = report(tmp_path / "runs", tmp_path / "metrics", tmp_path / "reports", dataset="hm-sample")
 
+    assert markdown.startswith("# ODMT report: hm-sample\n")
     overall = table(markdown, "Overall")
     assert overall[0] == ["metric", "gru4rec", "sasrec", "sasrec_lf", "odmt", "Improv."]  # the paper's order
     assert overall[2] == ["Recall@10", "0.1200", "0.1200 ± 0.0200", "0.2000", "**0.3200 ± 0.0200**", "+60.0%"]

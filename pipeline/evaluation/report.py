@@ -378,14 +378,17 @@ def draw_popularity(groups: list[Group], metric: str, path: Path) -> None:
     save_png(figure, path)
 
 
-def report(runs: Path, metrics: Path, out: Path) -> str:
-    """Compare every evaluated run: write report.md and its figures to `out`, return the Markdown."""
+def report(runs: Path, metrics: Path, out: Path, dataset: str | None = None) -> str:
+    """Compare every evaluated run: write report.md and its figures to `out`, return the Markdown.
+
+    `dataset` names the data in the title; by default the folder holding `runs` (data/<dataset>/runs).
+    """
     evaluated = load_runs(runs, metrics)
     layout = Layout(group_runs(evaluated))
     for group in layout.groups:
         draw_training(group.runs[0], out / training_figure(group))
     draw_popularity(layout.overall, metric_keys(evaluated)[0], out / POPULARITY_FIGURE)
-    markdown = report_markdown(runs.absolute().parent.name, layout)
+    markdown = report_markdown(dataset or runs.absolute().parent.name, layout)
     with atomic_path(out / REPORT) as tmp:
         tmp.write_text(markdown, encoding="utf-8")
     return markdown
