@@ -25,7 +25,11 @@ from pipeline.evaluation.config import EvaluateConfig
 from pipeline.features.config import ExtractConfig
 from pipeline.models.config import ModelConfig
 from pipeline.training.config import TrainConfig
+from pipeline.formats.amazon import AmazonConfig
 from pipeline.formats.hm import HMConfig
+from pipeline.formats.microlens import MicroLensConfig
+from pipeline.formats.odmt_tsv import OdmtTsvConfig
+from pipeline.formats.recbole import RecBoleConfig
 
 T = TypeVar("T")
 
@@ -39,7 +43,7 @@ class DatasetConfig:
     """`dataset` in params.yaml: which raw folder dvc.yaml runs on and where its outputs go."""
 
     name: str = "hm-mini"  # outputs under data/<name>/
-    source: Literal["hm"] = "hm"  # the `odmt ingest <source>` reader
+    source: Literal["hm", "amazon", "microlens", "recbole", "odmt-tsv"] = "hm"  # the `odmt ingest <source>` reader
     raw: str = "data/raw/hm-mini"
 
 
@@ -48,6 +52,10 @@ class IngestConfig:
     """`ingest:` in params.yaml, one sub-section per raw source."""
 
     hm: HMConfig = field(default_factory=HMConfig)
+    amazon: AmazonConfig = field(default_factory=AmazonConfig)
+    microlens: MicroLensConfig = field(default_factory=MicroLensConfig)
+    recbole: RecBoleConfig = field(default_factory=RecBoleConfig)
+    odmt_tsv: OdmtTsvConfig = field(default_factory=OdmtTsvConfig)
 
 
 RUN_NAME = re.compile(r"[A-Za-z0-9_-]+")

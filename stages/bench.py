@@ -64,3 +64,16 @@ def evaluate(
         settings = params(params_file, overrides)
         for row in benchmark_evaluate(settings.model, settings.evaluate, items, users):
             print_counts(f"evaluate, {row['items']} items", row)
+
+
+@app.command("ingest")
+def ingest(
+    lines: Annotated[int, typer.Option(help="Reviews in the synthetic Amazon 2018 category file.")] = 100_000,
+    params_file: ParamsFile = Path("params.yaml"),
+    overrides: Overrides = None,
+) -> None:
+    """`odmt ingest amazon` on a synthetic gzipped category (ingest.amazon parameters): rows/s and peak memory."""
+    from pipeline.formats.benchmark import benchmark_ingest
+
+    with stage("bench ingest"):
+        print_counts("ingest amazon", benchmark_ingest(lines, params(params_file, overrides).ingest.amazon))

@@ -2,21 +2,19 @@ import csv
 import datetime as dt
 from dataclasses import replace
 
-import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import InputError
 from pipeline.formats.hm import HMConfig, ingest_hm
 from tests.conftest import ARTICLES_HEADER, HM_MINI, article_row, jpeg_bytes, transactions_csv, write_hm_raw
+from tests.sources import assert_counts_add_up, read_interim
 
 A, B, C = "0663713001", "0541518023", "0505221004"
 
 
 def ingest(raw, tmp_path, config=HMConfig()):
     report = ingest_hm(raw, tmp_path / "interim", config)
-    interactions = pq.read_table(tmp_path / "interim" / "interactions.parquet").to_pylist()
-    items = {row["item_id"]: row for row in pq.read_table(tmp_path / "interim" / "items.parquet").to_pylist()}
-    return report, interactions, items
+    return report, *read_interim(tmp_path / "interim")
 
 
 def day(text):
@@ -32,7 +30,7 @@ def test_embedded_sample_matches_an_independent_reading(tmp_path):
     counts = report["files"]["transactions_train.csv"]
     assert counts["records_read"] == len(rows)
     assert counts["dropped"]["duplicate_same_day"] == len(rows) - len(expected)
-    assert counts["records_kept"] + sum(counts["dropped"].values()) == counts["records_read"]
+    assert_counts_add_up(report)
     with (HM_MINI / "articles.csv").open() as file:
         articles = list(csv.DictReader(file))
     assert len(items) == len(articles)

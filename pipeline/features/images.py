@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from pipeline.dataset.images import ImageSource, open_image
 from pipeline.errors import InputError
 
 WHITE = (255, 255, 255)
@@ -29,15 +29,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_rgb(path: Path, item: str) -> Image.Image:
-    """Open one item's photo; PIL's pixel limit refuses decompression bombs."""
+def load_rgb(source: ImageSource, item: str) -> Image.Image:
+    """Open one item's photo (a file or an LMDB entry); PIL's pixel limit refuses decompression bombs."""
     try:
-        with Image.open(path) as image:
+        with open_image(source) as image:
             image.load()
             return to_rgb(image)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise InputError(
-            f"item {item}: image {path} cannot be read ({error}). `odmt prepare` drops unreadable photos: "
+            f"item {item}: image {source} cannot be read ({error}). `odmt prepare` drops unreadable photos: "
             "was the file changed after prepare? Re-run prepare, then extract."
         ) from error
 
@@ -73,12 +73,12 @@ class ItemImages(torch.utils.data.Dataset):
     """(item_idx, pixels) for a list of items, decoded in the worker that asks for them."""
 
     def __init__(
-        self, item_idx: list[int], paths: list[Path], preprocess: Callable[[Image.Image], torch.Tensor]
+        self, item_idx: list[int], sources: list[ImageSource], preprocess: Callable[[Image.Image], torch.Tensor]
     ) -> None:
-        self.item_idx, self.paths, self.preprocess = item_idx, paths, preprocess
+        self.item_idx, self.sources, self.preprocess = item_idx, sources, preprocess
 
     def __len__(self) -> int:
         return len(self.item_idx)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
-        return self.item_idx[i], self.preprocess(load_rgb(self.paths[i], str(self.item_idx[i])))
+        return self.item_idx[i], self.preprocess(load_rgb(self.sources[i], str(self.item_idx[i])))

@@ -15,13 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.errors import InputError
 from pipeline.formats.csvfiles import stream_csv
-from pipeline.formats.interim import FileReport, Vocabulary, write_interim
+from pipeline.formats.interim import (
+    FileReport,
+    InteractionBatches,
+    blank_to_null,
+    count_failures,
+    distinct_items,
+    first_occurrences,
+    join_text,
+    write_interim,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +91,7 @@ def ingest_hm(raw: Path, out: Path, config: HMConfig) -> dict[str, Any]:
 
 def read_transactions(path: Path, config: HMConfig, report: FileReport) -> pa.Table:
     """Interactions in file order; exact duplicates (customer, article, day) collapsed if configured."""
-    users, items, parts = Vocabulary(), Vocabulary(), []
+    batches = InteractionBatches()
     for batch in stream_csv(path, ("t_dat", "customer_id", "article_id"), report, config.block_size_bytes):
         user_id = pc.utf8_trim_whitespace(batch["customer_id"])
         item_id, id_ok = normalise_article_ids(batch["article_id"])
@@ -94,24 +102,12 @@ def read_transactions(path: Path, config: HMConfig, report: FileReport) -> pa.Ta
             "bad_date": pc.is_valid(day),
         }
         keep = count_failures(checks, report)
-        parts.append(
-            pa.table(
-                {
-                    "user_id": users.encode(user_id.filter(keep)),
-                    "item_id": items.encode(item_id.filter(keep)),
-                    "timestamp": day.filter(keep).cast(pa.int64()),
-                }
-            )
-        )
-    table = pa.concat_tables(parts)
+        batches.add(user_id.filter(keep), item_id.filter(keep), day.filter(keep).cast(pa.int64()))
+    table = batches.coded()
     if config.collapse_duplicates:
-        before = table.num_rows
-        table = first_occurrences(table, ["user_id", "item_id", "timestamp"])
-        report.dropped["duplicate_same_day"] += before - table.num_rows
+        table = first_occurrences(table, ["user_id", "item_id", "timestamp"], "duplicate_same_day", report)
     report.records_kept = table.num_rows
-    return pa.table(
-        {"user_id": users.decode(table["user_id"]), "item_id": items.decode(table["item_id"]), "timestamp": table["timestamp"]}
-    )
+    return batches.decode(table)
 
 
 def read_articles(path: Path, raw: Path, config: HMConfig, report: FileReport) -> pa.Table:
@@ -122,15 +118,10 @@ def read_articles(path: Path, raw: Path, config: HMConfig, report: FileReport) -
         text = join_text([blank_to_null(batch[name]).to_pylist() for name in config.text_columns], config.text_separator)
         keep = count_failures({"bad_article_id": id_ok}, report)
         parts.append(pa.table({"item_id": item_id, "text": text}).filter(keep))
-    table = pa.concat_tables(parts)
-    before = table.num_rows
-    table = first_occurrences(table, ["item_id"])
-    report.dropped["duplicate_article_id"] += before - table.num_rows
+    table = distinct_items(parts, "duplicate_article_id", report)
     paths = [image_path(item) for item in table["item_id"].to_pylist()]
     found = [p if (raw / p).is_file() else None for p in paths]
-    report.notes["without_text"] = table["text"].null_count
     report.notes["without_image_file"] = found.count(None)
-    report.records_kept = table.num_rows
     return table.append_column("image_path", pa.array(found, pa.string()))
 
 
@@ -139,35 +130,3 @@ def normalise_article_ids(ids: pa.Array) -> tuple[pa.Array, pa.Array]:
     ids = pc.utf8_trim_whitespace(ids)
     ok = pc.fill_null(pc.match_substring_regex(ids, rf"^[0-9]{{1,{ARTICLE_ID_DIGITS}}}$"), False)
     return pc.utf8_lpad(ids, width=ARTICLE_ID_DIGITS, padding="0"), ok
-
-
-def join_text(columns: list[list[str | None]], separator: str) -> pa.Array:
-    """Row-wise join of the non-null fields; null where a row has none.
-
-    (pyarrow's binary_join_element_wise with null_handling="skip" drops such rows instead.)
-    """
-    joined = [separator.join(field for field in fields if field is not None) for fields in zip(*columns)]
-    return pa.array([text or None for text in joined], pa.string())
-
-
-def blank_to_null(strings: pa.Array) -> pa.Array:
-    trimmed = pc.utf8_trim_whitespace(strings)
-    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
-
-
-def count_failures(checks: dict[str, pa.Array], report: FileReport) -> pa.Array:
-    """AND of the boolean `checks`; each dropped row is counted under the first check it fails."""
-    keep = pa.array(np.ones(len(next(iter(checks.values()))), dtype=bool))
-    for reason, ok in checks.items():
-        report.dropped[reason] += pc.sum(pc.and_(keep, pc.invert(ok))).as_py() or 0
-        keep = pc.and_(keep, ok)
-    return keep
-
-
-def first_occurrences(table: pa.Table, keys: list[str]) -> pa.Table:
-    """Rows of `table` whose `keys` were not seen in an earlier row, in original order."""
-    row = pa.array(range(table.num_rows), pa.int64())
-    firsts = table.select(keys).append_column("row", row).group_by(keys, use_threads=False).aggregate(
-        [("row", "min")]
-    )["row_min"]
-    return table.take(np.sort(firsts.to_numpy()))

@@ -5,6 +5,9 @@ interactions.parquet  user_id, item_id, timestamp (int64 seconds), in source ord
 items.parquet         item_id (unique), text (null when the source has none),
                       image_path relative to the raw root (null when there is no file).
 ingest_report.json    per input file: records read, kept, and dropped per reason.
+
+Also what every reader uses to produce them: the int-coded interaction batches, the
+one-row-per-item table, and the column helpers that count each dropped record.
 """
 
 from __future__ import annotations
@@ -66,6 +69,95 @@ class Vocabulary:
     def decode(self, codes: pa.ChunkedArray) -> pa.DictionaryArray:
         """The strings of `codes`, as a dictionary column (written to parquet without expanding)."""
         return pa.DictionaryArray.from_arrays(codes.combine_chunks(), pa.array(list(self._codes), pa.string()))
+
+
+class InteractionBatches:
+    """The interactions of a streamed file, kept as int32 user and item codes until the end.
+
+    Readers add one batch at a time and de-duplicate or sort the coded table, which is
+    far smaller than one with the id strings; `decode` turns it into the interim table.
+    """
+
+    def __init__(self) -> None:
+        self.users, self.items = Vocabulary(), Vocabulary()
+        self.count = 0  # interactions added so far
+        self._parts: list[pa.Table] = []
+
+    def add(self, user_id: pa.Array, item_id: pa.Array, timestamp: pa.Array) -> None:
+        """Append one batch of equally long columns (ids without nulls)."""
+        self._parts.append(
+            pa.table({"user_id": self.users.encode(user_id), "item_id": self.items.encode(item_id), "timestamp": timestamp})
+        )
+        self.count += len(timestamp)
+
+    def positions(self, length: int) -> pa.Array:
+        """Timestamps for formats without times: the next `length` interactions' positions in the file."""
+        return pa.array(range(self.count, self.count + length), pa.int64())
+
+    def coded(self) -> pa.Table:
+        """All batches as one table of user_id and item_id codes and the timestamps as added."""
+        empty = pa.table({"user_id": pa.array([], pa.int32()), "item_id": pa.array([], pa.int32()), "timestamp": pa.array([], pa.int64())})
+        return pa.concat_tables(self._parts) if self._parts else empty
+
+    def decode(self, table: pa.Table, timestamp: pa.Array | pa.ChunkedArray | None = None) -> pa.Table:
+        """The interim interactions of `table` (rows of `coded()`); `timestamp`, if given, replaces its own."""
+        return pa.table(
+            {
+                "user_id": self.users.decode(table["user_id"]),
+                "item_id": self.items.decode(table["item_id"]),
+                "timestamp": table["timestamp"] if timestamp is None else timestamp,
+            }
+        )
+
+
+def distinct_items(parts: list[pa.Table], duplicate: str, report: FileReport) -> pa.Table:
+    """The item_id and text rows of `parts`, the first row of a repeated item kept.
+
+    The others are dropped as `duplicate` (each reader names the id its source uses). No
+    rows at all (every line dropped) is an empty table: prepare then drops every item, counted.
+    """
+    empty = pa.table({"item_id": pa.array([], pa.string()), "text": pa.array([], pa.string())})
+    table = first_occurrences(pa.concat_tables(parts) if parts else empty, ["item_id"], duplicate, report)
+    report.notes["without_text"] = table["text"].null_count
+    report.records_kept = table.num_rows
+    return table
+
+
+def blank_to_null(strings: pa.Array) -> pa.Array:
+    """`strings` trimmed, empty ones null: a blank field is a missing one."""
+    trimmed = pc.utf8_trim_whitespace(strings)
+    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+
+
+def join_text(columns: list[list[str | None]], separator: str) -> pa.Array:
+    """Row-wise join of the non-null fields; null where a row has none.
+
+    (pyarrow's binary_join_element_wise with null_handling="skip" drops such rows instead.)
+    """
+    joined = [separator.join(field for field in fields if field is not None) for fields in zip(*columns)]
+    return pa.array([text or None for text in joined], pa.string())
+
+
+def count_failures(checks: dict[str, pa.Array], report: FileReport) -> pa.Array:
+    """AND of the boolean `checks`; each dropped row is counted under the first check it fails."""
+    keep = pa.array(np.ones(len(next(iter(checks.values()))), dtype=bool))
+    for reason, ok in checks.items():
+        report.dropped[reason] += pc.sum(pc.and_(keep, pc.invert(ok))).as_py() or 0
+        keep = pc.and_(keep, ok)
+    return keep
+
+
+def first_occurrences(table: pa.Table, keys: list[str], duplicate: str, report: FileReport) -> pa.Table:
+    """Rows of `table` whose `keys` were not seen in an earlier row, in original order.
+
+    The repeats are counted as `duplicate` drops: nothing disappears uncounted.
+    """
+    row = pa.array(range(table.num_rows), pa.int64())
+    firsts = table.select(keys).append_column("row", row).group_by(keys, use_threads=False).aggregate(
+        [("row", "min")]
+    )["row_min"]
+    report.dropped[duplicate] += table.num_rows - len(firsts)
+    return table.take(np.sort(firsts.to_numpy()))
 
 
 def write_interim(out: Path, interactions: pa.Table, items: pa.Table, report: dict[str, Any]) -> None:

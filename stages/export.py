@@ -1,0 +1,24 @@
+"""`odmt export <format>`: processed/ -> the files another toolkit reads, to compare on the same data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.formats.recbole import export_recbole
+from stages.common import print_counts, stage
+
+app = typer.Typer(help="Write the processed dataset in another toolkit's format.", no_args_is_help=True)
+
+
+@app.command("recbole")
+def recbole(
+    processed: Annotated[Path, typer.Option(help="Processed folder written by `odmt prepare`.")],
+    out: Annotated[Path, typer.Option(help="Folder to write <name>.inter and <name>.item to: RecBole's <data_path>/<name>.")],
+    name: Annotated[str | None, typer.Option(help="RecBole dataset name, the files' stem. Default: the --out folder's name.")] = None,
+) -> None:
+    """RecBole atomic files: the same users, items and order, the same leave-one-out split under eval_args LS/TO."""
+    with stage("export recbole"):
+        print_counts("written", export_recbole(processed, out, name or out.name))
