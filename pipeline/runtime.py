@@ -1,13 +1,19 @@
-"""Where and how tensors run: device, mixed precision, CPU threads. Shared by every torch stage.
+"""Where and how tensors run: device, mixed precision, CPU threads, this process's rank. Shared by every torch stage.
 
 torch is imported inside the functions so that configs can name `Device` and `Precision`
 without loading it.
+
+torchrun (or any launcher following its contract) sets RANK, WORLD_SIZE, LOCAL_RANK and
+LOCAL_WORLD_SIZE; without them a stage is one process. Devices follow LOCAL_RANK, the
+process's index on its own node (the authors' code used the global rank, which names a
+GPU that does not exist on the second node).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -17,12 +23,43 @@ Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """This process's place among the processes torchrun started."""
+
+    rank: int = 0  # across every node
+    world_size: int = 1
+    local_rank: int = 0  # on this node: which GPU it drives
+    local_world_size: int = 1  # processes on this node: they share its CPU cores
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def leader(self) -> bool:
+        """Rank 0 alone writes shared artifacts (checkpoints, logs, manifests) and reports progress."""
+        return self.rank == 0
+
+
+def cluster() -> Cluster:
+    """Read from torchrun's environment; one process when it is absent."""
+    env = os.environ
+    return Cluster(*(int(env.get(name, default)) for name, default in
+                     (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0), ("LOCAL_WORLD_SIZE", 1))))
+
+
 def resolve_device(choice: Device) -> torch.device:
+    """The CPU, or the GPU of this process: under torchrun the LOCAL_RANK-th of its node (made current)."""
     import torch
 
     if choice == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' asked for but torch sees no GPU: install a CUDA build of torch or use 'cpu'")
-    return torch.device("cuda" if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()) else "cpu")
+    if choice == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    device = torch.device("cuda", cluster().local_rank)
+    torch.cuda.set_device(device)
+    return device
 
 
 def resolve_precision(device: torch.device, precision: Precision, bf16_on_cpu: bool = False) -> Precision:
@@ -54,10 +91,10 @@ def native_cpu_bf16() -> bool:
 
 
 def set_cpu_threads(threads: int) -> None:
-    """Intra-op threads for the main process; 0 means one per core."""
+    """Intra-op threads for the main process; 0 means one per core, shared by the processes torchrun put on this node."""
     import torch
 
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // cluster().local_world_size))
 
 
 def single_thread_worker(_: int) -> None:

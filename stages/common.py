@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.config import Params, load_params
+from pipeline.runtime import cluster
 from pipeline.errors import InputError
 
 log = logging.getLogger("odmt")
@@ -38,8 +39,9 @@ def params(path: Path, overrides: Iterable[str] | None, experiment: str | None =
 @contextmanager
 def stage(name: str) -> Iterator[None]:
     """Run one stage: logging on, bad input reported without a traceback (exit 2), time and memory logged."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console)])
+    if not logging.getLogger().handlers:  # under torchrun only rank 0 reports; the others warn and fail loudly
+        level = logging.INFO if cluster().leader else logging.WARNING
+        logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=console)])
     start = time.perf_counter()
     try:
         yield
@@ -77,8 +79,8 @@ class ItemsPerSecond(ProgressColumn):
 
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """Yield `advance(n)`: a rich bar with items/s on a terminal; silent otherwise (the library logs)."""
-    if not console.is_terminal:
+    """Yield `advance(n)`: a rich bar with items/s on rank 0's terminal; silent otherwise (the library logs)."""
+    if not console.is_terminal or not cluster().leader:
         yield lambda n: None
         return
     with Progress(

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import pyarrow.parquet as pq
 import typer
 
+from pipeline.runtime import cluster
 from stages.common import Overrides, ParamsFile, params, progress_bar, stage
 
 
@@ -30,5 +31,10 @@ def extract(
             with progress_bar(f"{name} features", total) as advance:
                 manifest = extract_features(name, processed, raw, out / name, config, force, advance)
             identity = manifest.identity
-            typer.echo(f"{name}: {sum(s['items'] for s in manifest.shards)} items x {identity.L} tokens x "
-                       f"{identity.d} dims from {identity.encoder} -> {out / name}")
+            if cluster().leader:
+                typer.echo(f"{name}: {sum(s['items'] for s in manifest.shards)} items x {identity.L} tokens x "
+                           f"{identity.d} dims from {identity.encoder} -> {out / name}")
+
+
+if __name__ == "__main__":  # torchrun --nproc_per_node N -m stages.extract ... (`odmt extract` works under torchrun --no-python too)
+    typer.run(extract)

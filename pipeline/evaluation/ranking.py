@@ -30,6 +30,11 @@ class RankingTask:
     targets: torch.Tensor  # (U,)
     exclude: list[list[int]]
 
+    def share(self, rank: int, world_size: int) -> RankingTask:
+        """The rank-th of world_size contiguous parts of the users: concatenated in rank order, they are the task."""
+        start, stop = len(self.targets) * rank // world_size, len(self.targets) * (rank + 1) // world_size
+        return RankingTask(self.histories[start:stop], self.targets[start:stop], self.exclude[start:stop])
+
 
 def ranking_task(inputs: Sequence[Sequence[int]], targets: Sequence[int], positions: int, exclude_history: bool) -> RankingTask:
     return RankingTask(

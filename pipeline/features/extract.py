@@ -4,6 +4,8 @@ Computed once, never in training (the authors re-ran ViT and BERT on every run).
 holds items [k * shard_size, (k + 1) * shard_size) in item_idx order; each is written
 under a temporary name and renamed when complete, so a run that is interrupted (Ctrl-C,
 kill -9) and started again keeps its finished shards and computes only the rest.
+Under torchrun the unfinished shards are dealt out to the ranks, each writing its own;
+rank 0 writes the manifest once every rank is done.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from pipeline import distributed
 from pipeline.artifacts import read_parquet
 from pipeline.dataset.processed import ITEMS, ITEMS_FILE
 from pipeline.errors import InputError
@@ -70,36 +73,48 @@ def extract(
         preprocessing=encoder.preprocessing,
         shard_size=config.shard_size,
     )
-    claim(out, identity, force)
+    with distributed.process_group(encoder.device):
+        rank, world_size = distributed.rank_and_world()
+        claim(out, identity, force, write=rank == 0)
+        distributed.barrier()  # the store is claimed (or refused) before any rank writes a shard
 
-    plan = [items.slice(start, config.shard_size) for start in range(0, items.num_rows, config.shard_size)]
-    done = [k for k, shard in enumerate(plan) if finished(out / shard_name(k), shard)]
-    pending = [k for k in range(len(plan)) if k not in done]
-    on_items(sum(plan[k].num_rows for k in done))
-    if pending:
-        log.info("%s features: %d of %d shards to compute (%d done)", modality, len(pending), len(plan), len(done))
-        encode_shards(encoder, config, [(k, plan[k]) for k in pending], raw, out, on_items)
+        plan = [items.slice(start, config.shard_size) for start in range(0, items.num_rows, config.shard_size)]
+        done = [k for k, shard in enumerate(plan) if finished(out / shard_name(k), shard)]
+        pending = [k for k in range(len(plan)) if k not in done][rank::world_size]  # torchrun: every rank its own shards
+        on_items(sum(plan[k].num_rows for k in done) if rank == 0 else 0)
+        if pending:
+            log.info("%s features: %d of %d shards to compute here (%d done)", modality, len(pending), len(plan), len(done))
+            encode_shards(encoder, config, [(k, plan[k]) for k in pending], raw, out, on_items)
+        distributed.barrier()  # every rank's shards are written
 
-    shards = [
-        {"file": shard_name(k), "items": shard.num_rows, "first_item_idx": shard["item_idx"][0].as_py(),
-         "last_item_idx": shard["item_idx"][-1].as_py()}
-        for k, shard in enumerate(plan)
-    ]
-    manifest = Manifest(identity, shards, complete=True)
-    manifest.write(out)
+        shards = [
+            {"file": shard_name(k), "items": shard.num_rows, "first_item_idx": shard["item_idx"][0].as_py(),
+             "last_item_idx": shard["item_idx"][-1].as_py()}
+            for k, shard in enumerate(plan)
+        ]
+        manifest = Manifest(identity, shards, complete=True)
+        if rank == 0:
+            manifest.write(out)
+        distributed.barrier()  # no rank returns before the store is complete
     return manifest
 
 
-def claim(out: Path, identity: FeatureIdentity, force: bool) -> None:
-    """Make `out` a store of `identity`: keep a matching one (to resume), refuse or clear another."""
+def claim(out: Path, identity: FeatureIdentity, force: bool, write: bool = True) -> None:
+    """Make `out` a store of `identity`: keep a matching one (to resume), refuse or clear another.
+
+    Every rank checks (so every rank refuses alike); only the one that may `write` changes files.
+    """
     existing = Manifest.read(out)
-    if existing is not None and existing.identity != identity:
-        if not force:
-            changes = "; ".join(identity.differences(existing.identity))
-            raise InputError(
-                f"{out / MANIFEST_FILE}: these features were built differently ({changes}). Mixing them is refused: "
-                "re-run with --force to replace them, or write to another --out."
-            )
+    replace = existing is not None and existing.identity != identity
+    if replace and not force:
+        changes = "; ".join(identity.differences(existing.identity))
+        raise InputError(
+            f"{out / MANIFEST_FILE}: these features were built differently ({changes}). Mixing them is refused: "
+            "re-run with --force to replace them, or write to another --out."
+        )
+    if not write:
+        return
+    if replace:
         log.warning("%s: replacing features built differently (--force)", out)
         for stale in out.glob("shard-*.h5"):
             stale.unlink()

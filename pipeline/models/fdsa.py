@@ -52,9 +52,11 @@ class FDSA(nn.Module):
         feature = self.streams["feature"](self.feature_embeddings(sequences), valid, outputs)
         return self.fuse(torch.cat([item, feature], dim=-1))
 
-    def forward(self, sequences: torch.Tensor, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self, sequences: torch.Tensor, epoch: int, global_negatives: bool = False
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
-        candidates = in_batch_candidates(sequences, self.features.popularity)
+        candidates = in_batch_candidates(sequences, self.features.popularity, global_negatives)
         users, targets = self.user_states(sequences[:, :-1]), self.item_embeddings(sequences[:, 1:])
         return single_loss({"id": debiased_logits(users[candidates.rows], targets[candidates.rows], candidates)})
 

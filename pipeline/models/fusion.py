@@ -43,7 +43,9 @@ class EarlyFusion(ODMT):
     def all_item_embeddings(self, chunk: int = 1024) -> dict[str, torch.Tensor]:
         return average(super().all_item_embeddings(chunk))
 
-    def forward(self, sequences: torch.Tensor, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self, sequences: torch.Tensor, epoch: int, global_negatives: bool = False
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         logits = in_batch_logits(self.user_encoders, self.sequence_item_embeddings(sequences), sequences,
-                                 self.features.popularity)
+                                 self.features.popularity, global_negatives)
         return single_loss(logits)

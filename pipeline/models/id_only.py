@@ -40,10 +40,12 @@ class IDOnly(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.item_embeddings.weight.dtype
 
-    def forward(self, sequences: torch.Tensor, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self, sequences: torch.Tensor, epoch: int, global_negatives: bool = False
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
         logits = in_batch_logits(self.user_encoders, {"id": self.item_embeddings(sequences)}, sequences,
-                                 self.features.popularity)
+                                 self.features.popularity, global_negatives)
         return single_loss(logits)
 
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:

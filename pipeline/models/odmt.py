@@ -124,13 +124,18 @@ def user_encoder(config: ModelConfig) -> nn.Module:
 
 
 def in_batch_logits(
-    user_encoders: nn.ModuleDict, items: dict[str, torch.Tensor], sequences: torch.Tensor, popularity: torch.Tensor
+    user_encoders: nn.ModuleDict,
+    items: dict[str, torch.Tensor],
+    sequences: torch.Tensor,
+    popularity: torch.Tensor,
+    global_negatives: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """{branch: (R, R) debiased in-batch logits} (eq. 5-6): every real position of `sequences` predicts the next.
+    """{branch: (R, C) debiased in-batch logits} (eq. 5-6): every real position of `sequences` predicts the next.
 
-    items {branch: (B, L + 1, d)} are the embeddings of `sequences` (B, L + 1).
+    items {branch: (B, L + 1, d)} are the embeddings of `sequences` (B, L + 1); C = R
+    unless global negatives add the other ranks' targets.
     """
-    candidates = in_batch_candidates(sequences, popularity)
+    candidates = in_batch_candidates(sequences, popularity, global_negatives)
     valid = sequences[:, :-1] != 0
     logits = {}
     for branch, encoder in user_encoders.items():
@@ -216,10 +221,12 @@ class ODMT(nn.Module):
             return {branch: e[inverse] for branch, e in self.encode_items(distinct).items()}
         return {branch: e.view(*sequences.shape, -1) for branch, e in self.encode_items(sequences.flatten()).items()}
 
-    def forward(self, sequences: torch.Tensor, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self, sequences: torch.Tensor, epoch: int, global_negatives: bool = False
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
         logits = in_batch_logits(self.user_encoders, self.sequence_item_embeddings(sequences), sequences,
-                                 self.features.popularity)
+                                 self.features.popularity, global_negatives)
         if not self.config.distillation:  # late fusion: one CE on the averaged logits
             return single_loss({"ensemble": torch.stack(list(logits.values())).mean(dim=0)})
         ce = {branch: cross_entropy(z) for branch, z in logits.items()}

@@ -54,10 +54,12 @@ class UniSRec(nn.Module):
         f = self.features
         return sum(self.adaptors[m](getattr(f, m)[items, 0].to(self.dtype)) for m in ("text", "image"))
 
-    def forward(self, sequences: torch.Tensor, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self, sequences: torch.Tensor, epoch: int, global_negatives: bool = False
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
         logits = in_batch_logits(self.user_encoders, {"item": self.item_representations(sequences)}, sequences,
-                                 self.features.popularity)
+                                 self.features.popularity, global_negatives)
         return single_loss(logits)
 
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:

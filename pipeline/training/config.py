@@ -12,7 +12,7 @@ class TrainConfig:
     """The optimisation (the authors' values as defaults) and model selection on validation."""
 
     epochs: int = 30
-    batch_size: int = 128  # sequences per step
+    batch_size: int = 128  # sequences per step and process
     learning_rate: float = 1e-4
     weight_decay: float = 0.1  # AdamW, on all parameters
     gradient_clip: float = 5.0
@@ -24,6 +24,7 @@ class TrainConfig:
     cpu_threads: int = 0  # 0: one per core
     eval_users_per_batch: int = 1024  # full-ranking validation in blocks of users x items (bounded memory)
     eval_items_per_batch: int = 16384
+    global_negatives: bool = False  # under torchrun: every rank scores against all ranks' in-batch targets
 
     def __post_init__(self) -> None:
         if min(self.epochs, self.batch_size, self.patience, self.selection_k, self.eval_users_per_batch, self.eval_items_per_batch) < 1:

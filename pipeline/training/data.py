@@ -1,4 +1,5 @@
-"""Training sequences, cut from the leave-one-out split: never the valid or the test target."""
+"""Training sequences, cut from the leave-one-out split (never the valid or the test target), and each
+epoch's batches, the same for one process or many."""
 
 from __future__ import annotations
 
@@ -13,3 +14,16 @@ def training_sequences(sequences: pa.Table, positions: int) -> torch.Tensor:
     return torch.tensor(
         [left_pad(leave_one_out(s).train, positions + 1) for s in sequences["items"].to_pylist()], dtype=torch.long
     )
+
+
+def epoch_batches(count: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> list[torch.Tensor]:
+    """This rank's batches (indices into the training sequences) for one epoch: the distributed sampler.
+
+    A permutation seeded by (seed, epoch) is cut into global batches of batch_size x
+    world_size sequences, each split evenly over the ranks: rank r's b-th batch and the
+    others' b-th batches together are the b-th batch of one process with a world_size
+    times larger batch_size. A last global batch with fewer sequences than ranks is
+    dropped (at most world_size - 1 sequences an epoch), so every rank steps equally often.
+    """
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed + epoch))
+    return [part.tensor_split(world_size)[rank] for part in order.split(batch_size * world_size) if len(part) >= world_size]

@@ -2,7 +2,10 @@
 
 The test target is never read here. Checkpoints are written atomically; last.pt holds
 everything needed to continue (`resume`) and end with the same weights as an
-uninterrupted run on CPU: optimiser, epoch, early-stopping state, RNG state and log.
+uninterrupted run on CPU: optimiser, epoch, early-stopping state and log (randomness
+is seeded per epoch). Under torchrun the same function runs on every rank:
+DistributedDataParallel, each rank its share of every batch and of the validation
+users, rank 0 alone writing; a run resumes on any number of processes.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
+from pipeline import distributed
 from pipeline.artifacts import atomic_path, write_json, write_tsv
 from pipeline.config import build
 from pipeline.dataset.processed import read_processed
@@ -40,7 +45,8 @@ from pipeline.models.odmt import ODMT, ItemFeatures
 from pipeline.models.unisrec import UniSRec
 from pipeline.runtime import autocast, resolve_device, set_cpu_threads
 from pipeline.training.config import TrainConfig
-from pipeline.training.data import training_sequences
+from pipeline.training.data import epoch_batches, training_sequences
+from pipeline.training.loss import target_positions
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +92,27 @@ def load_run(run: Path, processed: Path, features: Path, device: torch.device) -
 
 
 def validate(model: ODMT | IDOnly | FDSA | UniSRec, task: RankingTask, config: TrainConfig) -> dict[str, float]:
-    """Full-ranking Recall/NDCG@selection_k on the valid target, with the evaluator's code."""
+    """Full-ranking Recall/NDCG@selection_k on the valid target, with the evaluator's code.
+
+    Under torchrun each rank ranks its share of the users and the ranks are gathered:
+    the metric is the single-process one, not an average of per-rank averages.
+    """
     ranker = inference_model(model, config.precision)
     by = {"ensemble": list(model.branches)}
-    ranks = rank_task(ranker, task, item_embeddings(ranker), by, config.eval_users_per_batch, config.eval_items_per_batch)
-    return ranking_metrics(ranks["ensemble"], (config.selection_k,))
+    ranks = rank_task(ranker, task.share(*distributed.rank_and_world()), item_embeddings(ranker), by,
+                      config.eval_users_per_batch, config.eval_items_per_batch)
+    return ranking_metrics(distributed.gather_rows(ranks["ensemble"]), (config.selection_k,))
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """Dropout's seed for one epoch on one rank: resuming needs no saved RNG, and ranks draw different masks."""
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
 
 
 def train(
@@ -108,14 +124,33 @@ def train(
     resume: bool = False,
     on_sequences: Callable[[int], None] = lambda n: None,
 ) -> list[dict[str, Any]]:
-    """Train ODMT on processed/ and features/, writing config.json, best.pt, last.pt and train_log.tsv to `out`."""
+    """Train a model on processed/ and features/, writing config.json, best.pt, last.pt and train_log.tsv to `out`.
+
+    Under torchrun, call it on every rank; `on_sequences(n)` (progress) is called on rank 0 only.
+    """
     if (out / LAST).exists() and not resume:
         raise InputError(f"{out}: already holds a run. Pass --resume to continue it, or delete the folder to start over.")
     if resume and not (out / LAST).exists():
         raise InputError(f"{out / LAST}: nothing to resume. Run without --resume to start.")
-    seed_everything(config.seed)
     set_cpu_threads(config.cpu_threads)
     device = resolve_device(config.device)
+    with distributed.process_group(device):
+        return train_on_rank(processed, features, out, model_config, config, resume, on_sequences, device)
+
+
+def train_on_rank(
+    processed: Path,
+    features: Path,
+    out: Path,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    resume: bool,
+    on_sequences: Callable[[int], None],
+    device: torch.device,
+) -> list[dict[str, Any]]:
+    """train() once the process group, if any, is joined."""
+    rank, world_size = distributed.rank_and_world()
+    seed_everything(config.seed)  # the same initial weights on every rank
     _, sequences = read_processed(processed)
     model = MODELS[model_config.name](model_config, load_item_features(processed, features).to(device)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -125,6 +160,7 @@ def train(
     valid = validation_task(sequences, model_config.positions)
     identities = feature_identities(features)
     k = config.selection_k
+    leader = rank == 0
 
     first_epoch, best, stale, rows = 1, -1.0, 0, []
     if resume:
@@ -132,46 +168,76 @@ def train(
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer"])
         first_epoch, best, stale, rows = state["epoch"] + 1, state["best"], state["stale"], state["log"]
-        torch.set_rng_state(state["rng"])
-    write_json(out / CONFIG, {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(config),
-                              "processed": str(processed), "features": str(features)})
+    step = model if world_size == 1 else DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if leader:
+        write_json(out / CONFIG, {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(config),
+                                  "processed": str(processed), "features": str(features), "world_size": world_size})
 
     for epoch in range(first_epoch, config.epochs + 1):
         if stale >= config.patience:
             log.info("early stop: valid Recall@%d did not improve for %d epochs", k, stale)
             break
         start, sums = time.perf_counter(), defaultdict(float)
+        torch.manual_seed(epoch_seed(config.seed, epoch, rank))
         model.train()
-        order = torch.randperm(len(train_sequences), generator=torch.Generator().manual_seed(config.seed + epoch))
-        for batch in order.split(config.batch_size):
+        for batch in epoch_batches(len(train_sequences), config.batch_size, config.seed, epoch, rank, world_size):
+            sequences_of_batch = train_sequences[batch].to(device)
             with autocast(device, config.precision, bf16_on_cpu=True):
-                loss, parts = model(train_sequences[batch].to(device), epoch)
+                loss, parts = batch_loss(step, sequences_of_batch, epoch, config.global_negatives)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
             scaler.step(optimizer)
             scaler.update()
+            targets = int(target_positions(sequences_of_batch).sum())  # parts are means over targets: weigh by them
             for name, value in parts.items():
-                sums[name] += value * len(batch)
-            on_sequences(len(batch))
+                sums[name] += value * targets
+            sums["targets"] += targets
+            sums["sequences"] += len(batch)
+            if leader:
+                on_sequences(len(batch) * world_size)
+        train_seconds = time.perf_counter() - start
+        totals = dict(zip(sums, distributed.sum_over_ranks(torch.tensor(list(sums.values()), dtype=torch.float64)).tolist()))
         metrics = validate(model, valid, config)
         weights = {"model_config": dataclasses.asdict(model_config), "model_state": model.state_dict(),
                    "features": identities}
-        row = {"epoch": epoch} | {name: total / len(train_sequences) for name, total in sums.items()}
-        row |= {f"valid_{name}": value for name, value in metrics.items()} | {"seconds": time.perf_counter() - start}
+        trained, targets = totals.pop("sequences"), totals.pop("targets")
+        row = {"epoch": epoch} | {name: total / targets for name, total in totals.items()}
+        row |= {f"valid_{name}": value for name, value in metrics.items()}
+        row |= {"sequences_per_s": trained / train_seconds, "seconds": time.perf_counter() - start}
         rows.append(row)
         if metrics[f"recall@{k}"] > best:
             best, stale = metrics[f"recall@{k}"], 0
-            save(out / BEST, weights | {"epoch": epoch, "valid": metrics})
+            if leader:
+                save(out / BEST, weights | {"epoch": epoch, "valid": metrics})
         else:
             stale += 1
-        save(out / LAST, weights | {"optimizer": optimizer.state_dict(), "epoch": epoch, "best": best, "stale": stale,
-                                    "log": rows, "rng": torch.get_rng_state()})
-        write_tsv(out / LOG, rows)
-        log.info("epoch %d: loss %.4f, valid Recall@%d %.4f, NDCG@%d %.4f, %.1f s", epoch, row["total"], k,
-                 metrics[f"recall@{k}"], k, metrics[f"ndcg@{k}"], row["seconds"])
+        if leader:
+            save(out / LAST, weights | {"optimizer": optimizer.state_dict(), "epoch": epoch, "best": best, "stale": stale,
+                                        "log": rows})
+            write_tsv(out / LOG, rows)
+        log.info("epoch %d: loss %.4f, valid Recall@%d %.4f, NDCG@%d %.4f, %.0f sequences/s, %.1f s", epoch, row["total"],
+                 k, metrics[f"recall@{k}"], k, metrics[f"ndcg@{k}"], row["sequences_per_s"], row["seconds"])
+    distributed.barrier()  # every rank returns once rank 0's last checkpoint is on disk
     return rows
+
+
+def batch_loss(
+    step: torch.nn.Module, sequences: torch.Tensor, epoch: int, global_negatives: bool
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The model's loss on this rank's batch (B, L + 1), and its logged parts.
+
+    With global negatives across ranks the loss is weighted by this rank's share of the
+    global batch's rows: DDP averages gradients over ranks, and the average of the
+    weighted losses is the mean over every row, as one process on the whole batch has it.
+    """
+    shared = global_negatives and distributed.active()
+    loss, parts = step(sequences, epoch, shared)
+    if shared:
+        rows = target_positions(sequences).sum()
+        loss = loss * distributed.rank_and_world()[1] * rows / distributed.sum_over_ranks(rows)
+    return loss, parts
 
 
 def save(path: Path, checkpoint: dict[str, Any]) -> None:
