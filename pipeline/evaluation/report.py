@@ -352,7 +352,7 @@ def draw_training(run: Run, path: Path) -> None:
         if column.startswith("valid_recall@"):
             recalls.plot(epochs, [row[column] for row in run.log], marker="o", label=label(column.removeprefix("valid_")))
     recalls.axvline(run.metrics["epoch"], color="grey", linestyle=":", label="selected epoch")
-    losses.set(xlabel="epoch", ylabel="loss (per sequence)", title=f"{run.name}: training loss")
+    losses.set(xlabel="epoch", ylabel="loss (mean per target)", title=f"{run.name}: training loss")
     recalls.set(xlabel="epoch", ylabel="valid", title=f"{run.name}: validation")
     for axes in (losses, recalls):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
