@@ -6,30 +6,23 @@ joined, so the same code runs single-process unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import atexit
 
 import torch
 import torch.distributed as dist
 
-from pipeline.runtime import Cluster, cluster
+from pipeline.runtime import cluster
 
 
-@contextmanager
-def process_group(device: torch.device) -> Iterator[Cluster]:
-    """Join torchrun's process group for the block: NCCL on CUDA, gloo on CPU. Single-process: nothing to join.
+def join(device: torch.device) -> None:
+    """Join torchrun's process group (NCCL for a CUDA device, gloo for the CPU); single-process, nothing to join.
 
-    A group that already exists (a caller joined it) is used and left open.
+    Once per process, left at exit: one command may run several stages' work (`odmt
+    extract` does text, then image), and joining a group again after leaving it can hang.
     """
-    here = cluster()
-    if not here.distributed or dist.is_initialized():
-        yield here
-        return
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    try:
-        yield here
-    finally:
-        dist.destroy_process_group()
+    if cluster().distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        atexit.register(dist.destroy_process_group)
 
 
 def active() -> bool:

@@ -60,15 +60,15 @@ def model(name: str) -> torch.nn.Module:
 
 def loss_and_gradients(out: Path) -> None:
     """Each rank: its part of BATCH through DDP with global negatives, one backward; saves loss and gradients."""
-    with distributed.process_group(torch.device("cpu")):
-        rank, world_size = distributed.rank_and_world()
-        for name in GRADIENT_MODELS:
-            local = model(name)
-            step = DistributedDataParallel(local)  # kept alive: its hooks average the gradients in backward
-            loss, _ = batch_loss(step, BATCH.tensor_split(world_size)[rank], 3, True)
-            loss.backward()
-            torch.save({"loss": loss.detach(), "grads": {n: p.grad for n, p in local.named_parameters()}},
-                       out / f"{name}-{rank}.pt")
+    distributed.join(torch.device("cpu"))
+    rank, world_size = distributed.rank_and_world()
+    for name in GRADIENT_MODELS:
+        local = model(name)
+        step = DistributedDataParallel(local)  # kept alive: its hooks average the gradients in backward
+        loss, _ = batch_loss(step, BATCH.tensor_split(world_size)[rank], 3, True)
+        loss.backward()
+        torch.save({"loss": loss.detach(), "grads": {n: p.grad for n, p in local.named_parameters()}},
+                   out / f"{name}-{rank}.pt")
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +108,11 @@ def ranking_task(users: int, seed: int) -> RankingTask:
 
 
 def validation_metrics(out: Path) -> None:
-    with distributed.process_group(torch.device("cpu")):
-        rank, world_size = distributed.rank_and_world()
-        metrics = validate(model("odmt"), ranking_task(23, seed=1), replace(QUICK, selection_k=3, eval_users_per_batch=4))
-        parts = distributed.gather_rows(torch.arange(rank * 10, rank * 10 + 3 + rank))
-        torch.save({"metrics": metrics, "parts": parts}, out / f"valid-{rank}.pt")
+    distributed.join(torch.device("cpu"))
+    rank, world_size = distributed.rank_and_world()
+    metrics = validate(model("odmt"), ranking_task(23, seed=1), replace(QUICK, selection_k=3, eval_users_per_batch=4))
+    parts = distributed.gather_rows(torch.arange(rank * 10, rank * 10 + 3 + rank))
+    torch.save({"metrics": metrics, "parts": parts}, out / f"valid-{rank}.pt")
 
 
 def test_two_rank_validation_equals_single_process_validation(tmp_path):
@@ -171,20 +171,31 @@ def shard_contents(folder: Path) -> dict[str, dict[str, np.ndarray]]:
     return contents
 
 
-def test_two_rank_extraction_writes_the_single_process_shards(tmp_path, data, tiny_bert, tiny_dinov2):
+def assert_same_store(one: Path, two: Path) -> None:
+    shards, others = shard_contents(one), shard_contents(two)
+    assert len(shards) > WORLD_SIZE and shards.keys() == others.keys()
+    for shard, datasets in shards.items():
+        for name, values in datasets.items():
+            assert np.array_equal(values, others[shard][name]), (one.name, shard, name)
+    assert (one / "manifest.json").read_text() == (two / "manifest.json").read_text()
+
+
+def test_two_rank_extraction_writes_the_single_process_shards_and_resumes(tmp_path, data, tiny_bert, tiny_dinov2):
     processed, _ = data
     config = ExtractConfig(text=TextFeaturesConfig(encoder=tiny_bert), shard_size=128, batch_size=32, device="cpu",
                            image=ImageFeaturesConfig(encoder=tiny_dinov2, loader_workers=0), cpu_threads=1)
     spawn(extract_ranks, processed, tmp_path / "two", config)
     extract_ranks(processed, tmp_path / "one", config)
     for modality in ("text", "image"):
-        one, two = shard_contents(tmp_path / "one" / modality), shard_contents(tmp_path / "two" / modality)
-        assert len(one) > WORLD_SIZE and one.keys() == two.keys()
-        for shard, datasets in one.items():
-            for name, values in datasets.items():
-                assert np.array_equal(values, two[shard][name]), (modality, shard, name)
-        manifests = [(tmp_path / run / modality / "manifest.json").read_text() for run in ("one", "two")]
-        assert manifests[0] == manifests[1]
+        assert_same_store(tmp_path / "one" / modality, tmp_path / "two" / modality)
+
+    text = tmp_path / "two" / "text"
+    kept = {path.name: path.stat().st_mtime_ns for path in sorted(text.glob("shard-*.h5"))[1::2]}
+    for path in sorted(text.glob("shard-*.h5"))[::2]:  # an interrupted run: every other shard missing
+        path.unlink()
+    spawn(extract_ranks, processed, tmp_path / "two", config)
+    assert_same_store(tmp_path / "one" / "text", text)
+    assert {name: (text / name).stat().st_mtime_ns for name in kept} == kept  # finished shards were not recomputed
 
 
 def test_torchrun_runs_the_train_stage_on_two_processes(tmp_path, data):

@@ -73,29 +73,29 @@ def extract(
         preprocessing=encoder.preprocessing,
         shard_size=config.shard_size,
     )
-    with distributed.process_group(encoder.device):
-        rank, world_size = distributed.rank_and_world()
-        claim(out, identity, force, write=rank == 0)
-        distributed.barrier()  # the store is claimed (or refused) before any rank writes a shard
+    distributed.join(encoder.device)
+    rank, world_size = distributed.rank_and_world()
+    claim(out, identity, force, write=rank == 0)
+    distributed.barrier()  # the store is claimed (or refused) before any rank writes a shard
 
-        plan = [items.slice(start, config.shard_size) for start in range(0, items.num_rows, config.shard_size)]
-        done = [k for k, shard in enumerate(plan) if finished(out / shard_name(k), shard)]
-        pending = [k for k in range(len(plan)) if k not in done][rank::world_size]  # torchrun: every rank its own shards
-        on_items(sum(plan[k].num_rows for k in done) if rank == 0 else 0)
-        if pending:
-            log.info("%s features: %d of %d shards to compute here (%d done)", modality, len(pending), len(plan), len(done))
-            encode_shards(encoder, config, [(k, plan[k]) for k in pending], raw, out, on_items)
-        distributed.barrier()  # every rank's shards are written
+    plan = [items.slice(start, config.shard_size) for start in range(0, items.num_rows, config.shard_size)]
+    done = [k for k, shard in enumerate(plan) if finished(out / shard_name(k), shard)]
+    pending = [k for k in range(len(plan)) if k not in done][rank::world_size]  # torchrun: every rank its own shards
+    on_items(sum(plan[k].num_rows for k in done) if rank == 0 else 0)
+    if pending:
+        log.info("%s features: %d of %d shards to compute here (%d done)", modality, len(pending), len(plan), len(done))
+        encode_shards(encoder, config, [(k, plan[k]) for k in pending], raw, out, on_items)
+    distributed.barrier()  # every rank's shards are written
 
-        shards = [
-            {"file": shard_name(k), "items": shard.num_rows, "first_item_idx": shard["item_idx"][0].as_py(),
-             "last_item_idx": shard["item_idx"][-1].as_py()}
-            for k, shard in enumerate(plan)
-        ]
-        manifest = Manifest(identity, shards, complete=True)
-        if rank == 0:
-            manifest.write(out)
-        distributed.barrier()  # no rank returns before the store is complete
+    shards = [
+        {"file": shard_name(k), "items": shard.num_rows, "first_item_idx": shard["item_idx"][0].as_py(),
+         "last_item_idx": shard["item_idx"][-1].as_py()}
+        for k, shard in enumerate(plan)
+    ]
+    manifest = Manifest(identity, shards, complete=True)
+    if rank == 0:
+        manifest.write(out)
+    distributed.barrier()  # no rank returns before the store is complete
     return manifest
 
 

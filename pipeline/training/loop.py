@@ -134,21 +134,7 @@ def train(
         raise InputError(f"{out / LAST}: nothing to resume. Run without --resume to start.")
     set_cpu_threads(config.cpu_threads)
     device = resolve_device(config.device)
-    with distributed.process_group(device):
-        return train_on_rank(processed, features, out, model_config, config, resume, on_sequences, device)
-
-
-def train_on_rank(
-    processed: Path,
-    features: Path,
-    out: Path,
-    model_config: ModelConfig,
-    config: TrainConfig,
-    resume: bool,
-    on_sequences: Callable[[int], None],
-    device: torch.device,
-) -> list[dict[str, Any]]:
-    """train() once the process group, if any, is joined."""
+    distributed.join(device)
     rank, world_size = distributed.rank_and_world()
     seed_everything(config.seed)  # the same initial weights on every rank
     _, sequences = read_processed(processed)
