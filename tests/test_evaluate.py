@@ -46,6 +46,18 @@ def test_evaluate_writes_metrics_ranks_and_popularity_groups(tmp_path, data, odm
     test_ranks = torch.tensor([row["rank_ensemble"] for row in test])
     assert ranking.recall_at(test_ranks, 20) == pytest.approx(metrics["ensemble"]["test"]["recall@20"])
 
+    # the popularity ranking: 1 + the candidates (not the history, not the target) at least as often bought in
+    # training; a target the history holds is excluded with it, so it ranks last
+    train_count = [0, *pq.read_table(processed / "items.parquet")["train_count"].to_pylist()]
+    task = ranking.test_task(pq.read_table(processed / "sequences.parquet"), positions=12)  # exclusion is the whole history
+    expected = [len(train_count) - 1 if target in excluded else
+                1 + sum(1 for item in range(1, len(train_count))
+                        if item != target and item not in excluded and train_count[item] >= train_count[target])
+                for target, excluded in zip(task.targets.tolist(), map(set, task.exclude))]
+    assert [row["rank_popularity"] for row in test] == expected
+    assert metrics["popularity"]["test"]["recall@20"] == pytest.approx(ranking.recall_at(torch.tensor(expected), 20))
+    assert len(set(expected)) > 10  # a ranking, not one value for everyone
+
     lines = (tmp_path / "popularity_groups.tsv").read_text().splitlines()
     header = lines[0].split("\t")
     groups = [dict(zip(header, line.split("\t"))) for line in lines[1:]]

@@ -15,12 +15,14 @@ KEYS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 
 
 def write_run(data: Path, name: str, recall: float, model: dict | None = None, branches: bool = True,
-              seed: int | None = None) -> None:
+              seed: int | None = None, popularity: float | None = None) -> None:
     """A fake run and metrics folder in the real formats: what `odmt train` and `odmt evaluate` write."""
     name = name if seed is None else f"{name}-seed{seed}"  # as experiments/dvc.yaml names its runs
     split = {key: recall / (2 if key.startswith("ndcg") else 1) + (0.05 if key.endswith("20") else 0) for key in KEYS}
     shares = {"image": 0.5, "text": 0.4, "id": 0.6} if branches else {}
     scorers = {"ensemble": split} | {branch: {k: v * share for k, v in split.items()} for branch, share in shares.items()}
+    if popularity is not None:  # odmt evaluate also ranks by popularity
+        scorers["popularity"] = dict.fromkeys(KEYS, popularity)
     write_json(data / "metrics" / name / "metrics.json",
                {"epoch": 2, "users": 90, "items": 40} | {s: {"valid": v, "test": v} for s, v in scorers.items()})
     write_tsv(data / "metrics" / name / "popularity_groups.tsv", [
@@ -177,3 +179,14 @@ def test_command_prints_the_report_and_exits_2_on_bad_input(tmp_path):
     assert "| Recall@10 | **0.3000** |" in result.output
     result = CliRunner().invoke(app, ["--runs", str(tmp_path), "--metrics", str(tmp_path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "odmt evaluate" in result.output and "Traceback" not in result.output
+
+
+def test_the_popularity_ranking_leads_table_2_and_counts_as_a_baseline(tmp_path):
+    write_run(tmp_path, "odmt", 0.30, popularity=0.40)
+    write_run(tmp_path, "sasrec", 0.10, model={"name": "sasrec"}, branches=False, popularity=0.40)
+    markdown = report(tmp_path / "runs", tmp_path / "metrics", tmp_path / "reports")
+    overall = table(markdown, "Overall")
+    assert overall[0] == ["metric", "Pop", "sasrec", "odmt", "Improv."]
+    assert overall[2] == ["Recall@10", "**0.4000**", "0.1000", "0.3000", "-25.0%"]  # ODMT against Pop, the best baseline
+    assert "popularity" not in table(markdown, "Each branch")[2][0]
+    assert [row[0] for row in table(markdown, "Each branch")[2:]] == [f"odmt / {b}" for b in ("image", "text", "id")]

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from pipeline.runtime import Device, Precision
 
+POPULARITY_RANKING = "popularity"  # the popularity baseline's scorer name in metrics.json and ranks.parquet
+
 
 @dataclass(frozen=True)
 class EvaluateConfig:

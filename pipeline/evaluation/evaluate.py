@@ -3,7 +3,7 @@ against every item on the valid and the test target, once.
 
 Writes to the metrics folder:
   metrics.json            Recall@k and NDCG@k on valid and test, for the ensemble (ODMT's
-                          prediction) and each branch alone (a DVC metric)
+                          prediction), each branch alone, and the popularity ranking (a DVC metric)
   ranks.parquet           one row per user and split: target, its popularity group, its rank per scorer
   popularity_groups.tsv   test metrics per item-popularity group (paper Figure 4; a DVC plot)
 """
@@ -20,8 +20,9 @@ import torch
 from pipeline.artifacts import write_json, write_parquet, write_tsv
 from pipeline.dataset.processed import read_processed
 from pipeline.errors import InputError
-from pipeline.evaluation.config import EvaluateConfig
+from pipeline.evaluation.config import POPULARITY_RANKING, EvaluateConfig
 from pipeline.evaluation.ranking import (
+    Popularity,
     inference_model,
     item_embeddings,
     rank_task,
@@ -80,12 +81,15 @@ def evaluate(run: Path, processed: Path, features: Path, out: Path, config: Eval
     by = scorers(model.branches, config.each_branch)
     train_count = np.concatenate([[0], items_table["train_count"].to_numpy()])
     group = popularity_groups(train_count, config.popularity_groups)
+    popularity = Popularity(torch.from_numpy(train_count).to(device))
 
     metrics: dict[str, Any] = {"epoch": epoch, "users": sequences.num_rows, "items": items_table.num_rows}
     columns: dict[str, list[Any]] = {}
     for split, make_task in (("valid", validation_task), ("test", test_task)):
         task = make_task(sequences, model.config.positions, config.exclude_history)
         ranks = rank_task(model, task, items, by, config.users_per_batch, config.items_per_batch)
+        ranks |= rank_task(popularity, task, item_embeddings(popularity), {POPULARITY_RANKING: [POPULARITY_RANKING]},
+                           config.users_per_batch, config.items_per_batch)
         for name, scorer_ranks in ranks.items():
             metrics.setdefault(name, {})[split] = ranking_metrics(scorer_ranks, config.ks)
         split_columns = {

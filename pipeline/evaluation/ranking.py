@@ -19,6 +19,7 @@ import pyarrow as pa
 import torch
 
 from pipeline.dataset.processed import leave_one_out, left_pad
+from pipeline.evaluation.config import POPULARITY_RANKING
 from pipeline.runtime import Precision, resolve_precision
 
 
@@ -176,3 +177,26 @@ def rank_task(
         targets = task.targets[block].to(device)
         blocks.append(pessimistic_ranks(users, items, targets, task.exclude[block], by, items_per_batch))
     return {name: torch.cat([ranks[name].cpu() for ranks in blocks]) for name in by}
+
+
+class Popularity:
+    """Pop: every user gets the items in order of their training-part count (RecBole's Pop).
+
+    Ranked by the same code as every model (history excluded, ties against the target),
+    it is the floor a sequential model has to clear on a dataset.
+    """
+
+    branches = (POPULARITY_RANKING,)
+    features = None
+
+    def __init__(self, train_count: torch.Tensor) -> None:
+        self.train_count = train_count.float().unsqueeze(1)  # (N + 1, 1): the item "embedding" is its count
+
+    def eval(self) -> Popularity:
+        return self
+
+    def all_item_embeddings(self) -> dict[str, torch.Tensor]:
+        return {POPULARITY_RANKING: self.train_count}
+
+    def user_embeddings(self, histories: torch.Tensor, items: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {POPULARITY_RANKING: torch.ones(len(histories), 1, device=histories.device)}

@@ -5,7 +5,7 @@ metrics/<run>/metrics.json and popularity_groups.tsv (odmt evaluate). Runs whose
 only in train.seed form one group, reported as mean +- sample std over its seeds. The groups are
 placed by how their config differs from the reference ODMT (per parameter, the value most groups
 share): no run needs a naming convention. Writes to `out`:
-  report.md               Table 2 (ODMT, the baselines and "Improv."), each branch alone, Figure 5
+  report.md               Table 2 (Pop, ODMT, the baselines and "Improv."), each branch alone, Figure 5
                           (backbones), Table 3 (ablations) and Table 4 (T and alpha), when the runs hold them
   training_<group>.png    loss parts and valid Recall per epoch of the group's first run
   popularity_groups.png   test Recall per item-popularity group, one bar per Table 2 group (Figure 4)
@@ -26,6 +26,7 @@ from typing import Any
 
 from pipeline.artifacts import atomic_path
 from pipeline.errors import InputError
+from pipeline.evaluation.config import POPULARITY_RANKING
 from pipeline.models.config import ModelConfig
 from pipeline.training.config import TrainConfig
 
@@ -214,13 +215,18 @@ def improvement(odmt: list[float], baselines: list[list[float]]) -> str:
 
 
 def branches(run: Run) -> list[str]:
-    """The scorers besides the ensemble (image, text, id for multi-branch models)."""
-    return [name for name, value in run.metrics.items() if isinstance(value, dict) and name != "ensemble"]
+    """The scorers besides the ensemble and the popularity ranking (image, text, id for multi-branch models)."""
+    return [name for name, value in run.metrics.items() if isinstance(value, dict) and name not in ("ensemble", POPULARITY_RANKING)]
 
 
-def per_metric(groups: list[Group], keys: list[str]) -> dict[str, list[list[float]]]:
-    """Rows of metrics, one column per group."""
-    return {label(key): [group.scores(key) for group in groups] for key in keys}
+def per_metric(groups: list[Group], keys: list[str], popularity: Run | None = None) -> dict[str, list[list[float]]]:
+    """Rows of metrics, one column per group, led by the popularity ranking of `popularity`'s metrics when given."""
+    return {label(key): [*popularity_scores(popularity, key), *(group.scores(key) for group in groups)] for key in keys}
+
+
+def popularity_scores(run: Run | None, key: str) -> list[list[float]]:
+    """The popularity ranking's test `key` as a column of one cell (it has no seed), or no column."""
+    return [[run.metrics[POPULARITY_RANKING]["test"][key]]] if run else []
 
 
 def per_group(groups: dict[str, Group], keys: list[str]) -> dict[str, list[list[float]]]:
@@ -301,11 +307,13 @@ def report_markdown(dataset: str, layout: Layout) -> str:
         "## Overall (Table 2; ensemble, test)",
     ]
     overall = layout.overall
-    rows = bolded(per_metric(overall, keys))
-    columns = [group.name for group in overall]
+    popularity = next((run for run in runs if POPULARITY_RANKING in run.metrics), None)  # the same ranking in every run
+    rows = bolded(per_metric(overall, keys, popularity))
+    columns = ["Pop"] * (popularity is not None) + [group.name for group in overall]
     baselines = [group for group in overall if group.model_name != "odmt"]
-    if layout.odmt in overall and baselines:
-        rows = {name: [*row, improvement(layout.odmt.scores(key), [b.scores(key) for b in baselines])]
+    if layout.odmt in overall and (baselines or popularity):
+        rows = {name: [*row, improvement(layout.odmt.scores(key),
+                                         [*popularity_scores(popularity, key), *(b.scores(key) for b in baselines)])]
                 for (name, row), key in zip(rows.items(), keys)}
         columns.append("Improv.")
     parts.append(markdown_table(rows, columns, corner="metric"))
