@@ -80,6 +80,6 @@ def test_experiment_matrix_trains_every_run_and_seed_and_reports_them(checkout_c
         assert config["model"]["name"] == ("sasrec" if name.startswith("sasrec") else "odmt")
         assert config["model"]["temperature"] == (0.1 if name.startswith("T0_1") else 0.5)
     markdown = (experiments / "reports" / "report.md").read_text()
-    assert "| metric | sasrec | odmt | Improv. |" in markdown and "±" in markdown
+    assert "| metric | Pop | sasrec | odmt | Improv. |" in markdown and "±" in markdown
     assert "| T = 0.1 |" in markdown and "| T = 0.5 |" in markdown
     assert "Running stage" not in run([*dvc, "repro", "experiments/dvc.yaml"], checkout_copy)
