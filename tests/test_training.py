@@ -6,16 +6,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline.dataset.prepare import PrepareConfig, prepare
-from pipeline.dataset.processed import leave_one_out
+from pipeline.dataset.processed import leave_one_out, left_pad
 from pipeline.errors import InputError
-from pipeline.formats.hm import HMConfig, ingest_hm
-from pipeline.training.config import TrainConfig
-from pipeline.dataset.processed import left_pad
 from pipeline.evaluation.ranking import RankingTask, pessimistic_ranks, recall_at
+from pipeline.training.config import TrainConfig
 from pipeline.training.loop import MODELS, load_item_features, train, validate
-from tests.conftest import HM_MINI
-from tests.model_fixtures import tiny, write_random_store
+from tests.model_fixtures import tiny
 
 QUICK = TrainConfig(epochs=4, batch_size=32, learning_rate=3e-3, patience=100, device="cpu", precision="fp32", cpu_threads=1)
 

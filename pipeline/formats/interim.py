@@ -170,10 +170,10 @@ def write_interim(out: Path, interactions: pa.Table, items: pa.Table, report: di
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """`table`'s columns in `schema`'s order and types, leaving dictionary-encoded strings encoded."""
     columns = []
-    for field in schema:
-        column = table[field.name]
-        encoded = pa.types.is_dictionary(column.type) and column.type.value_type == field.type
-        columns.append(column if encoded else column.cast(field.type))
+    for wanted in schema:
+        column = table[wanted.name]
+        encoded = pa.types.is_dictionary(column.type) and column.type.value_type == wanted.type
+        columns.append(column if encoded else column.cast(wanted.type))
     return pa.table(columns, names=schema.names)
 
 
