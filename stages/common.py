@@ -19,8 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.config import Params, load_params
-from pipeline.runtime import cluster
 from pipeline.errors import InputError
+from pipeline.runtime import cluster
 
 log = logging.getLogger("odmt")
 console = Console(stderr=True)
@@ -50,6 +50,12 @@ def stage(name: str) -> Iterator[None]:
         raise typer.Exit(code=2) from None
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     log.info("%s done in %.1f s, peak memory %.0f MiB", name, time.perf_counter() - start, peak_mib)
+
+
+def echo(message: str) -> None:
+    """A stage's result line on stdout, once: under torchrun rank 0 alone prints it."""
+    if cluster().leader:
+        typer.echo(message)
 
 
 def print_counts(title: str, counts: dict[str, Any]) -> None:

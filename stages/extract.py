@@ -8,8 +8,7 @@ from typing import Annotated, Literal
 import pyarrow.parquet as pq
 import typer
 
-from pipeline.runtime import cluster
-from stages.common import Overrides, ParamsFile, params, progress_bar, stage
+from stages.common import Overrides, ParamsFile, echo, params, progress_bar, stage
 
 
 def extract(
@@ -31,9 +30,8 @@ def extract(
             with progress_bar(f"{name} features", total) as advance:
                 manifest = extract_features(name, processed, raw, out / name, config, force, advance)
             identity = manifest.identity
-            if cluster().leader:
-                typer.echo(f"{name}: {sum(s['items'] for s in manifest.shards)} items x {identity.L} tokens x "
-                           f"{identity.d} dims from {identity.encoder} -> {out / name}")
+            echo(f"{name}: {sum(s['items'] for s in manifest.shards)} items x {identity.L} tokens x "
+                 f"{identity.d} dims from {identity.encoder} -> {out / name}")
 
 
 if __name__ == "__main__":  # torchrun --nproc_per_node N -m stages.extract ... (`odmt extract` works under torchrun --no-python too)

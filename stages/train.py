@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.runtime import cluster
-from stages.common import Overrides, ParamsFile, params, progress_bar, stage
+from stages.common import Overrides, ParamsFile, echo, params, progress_bar, stage
 
 
 def train(
@@ -37,8 +36,7 @@ def train(
         with progress_bar("training sequences", users * settings.train.epochs) as advance:
             rows = train_model(processed, features, out, settings.model, settings.train, resume, advance)
         best = max(rows, key=lambda row: row[f"valid_recall@{settings.train.selection_k}"])
-        if cluster().leader:
-            typer.echo(f"best epoch {best['epoch']}: " + ", ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("valid_")))
+        echo(f"best epoch {best['epoch']}: " + ", ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("valid_")))
 
 
 if __name__ == "__main__":  # torchrun --nproc_per_node N -m stages.train ... (`odmt train` works under torchrun --no-python too)

@@ -65,7 +65,7 @@ def loss_and_gradients(out: Path) -> None:
     for name in GRADIENT_MODELS:
         local = model(name)
         step = DistributedDataParallel(local)  # kept alive: its hooks average the gradients in backward
-        loss, _ = batch_loss(step, BATCH.tensor_split(world_size)[rank], 3, True)
+        loss, _, _ = batch_loss(step, BATCH.tensor_split(world_size)[rank], 3, True)
         loss.backward()
         torch.save({"loss": loss.detach(), "grads": {n: p.grad for n, p in local.named_parameters()}},
                    out / f"{name}-{rank}.pt")
@@ -81,7 +81,7 @@ def two_ranks(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("name", GRADIENT_MODELS)
 def test_global_negatives_give_the_loss_and_gradients_of_one_process_on_the_whole_batch(two_ranks, name):
     whole = model(name)
-    loss, _ = batch_loss(whole, BATCH, 3, True)  # one process: the same call, nothing to share
+    loss, _, _ = batch_loss(whole, BATCH, 3, True)  # one process: the same call, nothing to share
     loss.backward()
     ranks = [torch.load(two_ranks / f"{name}-{rank}.pt") for rank in range(WORLD_SIZE)]
     assert torch.allclose(sum(r["loss"] for r in ranks) / WORLD_SIZE, loss.detach(), atol=1e-6)
@@ -92,7 +92,7 @@ def test_global_negatives_give_the_loss_and_gradients_of_one_process_on_the_whol
 
 def test_without_global_negatives_each_rank_scores_only_its_own_batch(two_ranks):
     whole = model("odmt")
-    alone, _ = batch_loss(whole, BATCH, 3, True)
+    alone, _, _ = batch_loss(whole, BATCH, 3, True)
     shared = sum(torch.load(two_ranks / f"odmt-{rank}.pt")["loss"] for rank in range(WORLD_SIZE)) / WORLD_SIZE
     halves = [batch_loss(whole, half, 3, False)[0] for half in BATCH.tensor_split(WORLD_SIZE)]
     assert torch.allclose(shared, alone, atol=1e-6)

@@ -82,14 +82,14 @@ def evaluate(run: Path, processed: Path, features: Path, out: Path, config: Eval
     train_count = np.concatenate([[0], items_table["train_count"].to_numpy()])
     group = popularity_groups(train_count, config.popularity_groups)
     popularity = Popularity(torch.from_numpy(train_count).to(device))
+    popularity_items, by_popularity = item_embeddings(popularity), {POPULARITY_RANKING: [POPULARITY_RANKING]}
 
     metrics: dict[str, Any] = {"epoch": epoch, "users": sequences.num_rows, "items": items_table.num_rows}
     columns: dict[str, list[Any]] = {}
     for split, make_task in (("valid", validation_task), ("test", test_task)):
         task = make_task(sequences, model.config.positions, config.exclude_history)
         ranks = rank_task(model, task, items, by, config.users_per_batch, config.items_per_batch)
-        ranks |= rank_task(popularity, task, item_embeddings(popularity), {POPULARITY_RANKING: [POPULARITY_RANKING]},
-                           config.users_per_batch, config.items_per_batch)
+        ranks |= rank_task(popularity, task, popularity_items, by_popularity, config.users_per_batch, config.items_per_batch)
         for name, scorer_ranks in ranks.items():
             metrics.setdefault(name, {})[split] = ranking_metrics(scorer_ranks, config.ks)
         split_columns = {

@@ -169,15 +169,14 @@ def train(
         for batch in epoch_batches(len(train_sequences), config.batch_size, config.seed, epoch, rank, world_size):
             sequences_of_batch = train_sequences[batch].to(device)
             with autocast(device, config.precision, bf16_on_cpu=True):
-                loss, parts = batch_loss(step, sequences_of_batch, epoch, config.global_negatives)
+                loss, parts, targets = batch_loss(step, sequences_of_batch, epoch, config.global_negatives)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
             scaler.step(optimizer)
             scaler.update()
-            targets = int(target_positions(sequences_of_batch).sum())  # parts are means over targets: weigh by them
-            for name, value in parts.items():
+            for name, value in parts.items():  # parts are means over the batch's targets: weigh by them
                 sums[name] += value * targets
             sums["targets"] += targets
             sums["sequences"] += len(batch)
@@ -211,19 +210,19 @@ def train(
 
 def batch_loss(
     step: torch.nn.Module, sequences: torch.Tensor, epoch: int, global_negatives: bool
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """The model's loss on this rank's batch (B, L + 1), and its logged parts.
+) -> tuple[torch.Tensor, dict[str, float], int]:
+    """The model's loss on this rank's batch (B, L + 1), its logged parts, and the batch's number of targets.
 
     With global negatives across ranks the loss is weighted by this rank's share of the
-    global batch's rows: DDP averages gradients over ranks, and the average of the
-    weighted losses is the mean over every row, as one process on the whole batch has it.
+    global batch's targets: DDP averages gradients over ranks, and the average of the
+    weighted losses is the mean over every target, as one process on the whole batch has it.
     """
     shared = global_negatives and distributed.active()
     loss, parts = step(sequences, epoch, shared)
+    targets = target_positions(sequences).sum()
     if shared:
-        rows = target_positions(sequences).sum()
-        loss = loss * distributed.rank_and_world()[1] * rows / distributed.sum_over_ranks(rows)
-    return loss, parts
+        loss = loss * distributed.rank_and_world()[1] * targets / distributed.sum_over_ranks(targets)
+    return loss, parts, int(targets)
 
 
 def save(path: Path, checkpoint: dict[str, Any]) -> None:
