@@ -24,6 +24,7 @@ from pipeline.errors import InputError
 from pipeline.evaluation.config import EvaluateConfig
 from pipeline.features.config import ExtractConfig
 from pipeline.models.config import ModelConfig
+from pipeline.peers.config import CompareConfig
 from pipeline.training.config import TrainConfig
 from pipeline.formats.amazon import AmazonConfig
 from pipeline.formats.hm import HMConfig
@@ -99,6 +100,7 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     experiments: ExperimentsConfig = field(default_factory=ExperimentsConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
 
 def load_params(path: Path, overrides: Iterable[str] = (), experiment: str | None = None) -> Params:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import bench, evaluate, export, extract, ingest, prepare, recommend, report, sample, train
+from stages import bench, compare, evaluate, export, extract, ingest, prepare, recommend, report, sample, train
 
 app = typer.Typer(
     help="ODMT pipeline: ingest -> prepare -> extract -> train -> evaluate -> report.",
@@ -19,6 +19,7 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("report")(report.report)
 app.command("recommend")(recommend.recommend)
 app.add_typer(export.app, name="export")
+app.add_typer(compare.app, name="compare")
 app.add_typer(sample.app, name="sample")
 app.add_typer(bench.app, name="bench")
 

@@ -1,4 +1,5 @@
-"""`odmt sample hm`: cut the small, real embedded sample out of a larger raw folder."""
+"""`odmt sample hm`: cut the small, real embedded sample out of a larger raw folder.
+`odmt sample synthetic`: a processed dataset with a known, ID-learnable structure (pipeline/dataset/synthetic.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from typing import Annotated
 
 import typer
 
+from pipeline.dataset.synthetic import write_synthetic
 from pipeline.formats.hm_subset import write_hm_subset
 from stages.common import print_counts, stage
 
-app = typer.Typer(help="Cut a small real subset out of a raw dataset (see data/raw/*/README.md).", no_args_is_help=True)
+app = typer.Typer(help="Cut a small real subset out of a raw dataset (see data/raw/*/README.md), or make a synthetic one.",
+                  no_args_is_help=True)
 
 
 @app.command("hm")
@@ -24,3 +27,18 @@ def hm(
     """H&M: customers in SHA-256 order of their id, with their last rows, articles and photos."""
     with stage("sample hm"):
         print_counts("subset", write_hm_subset(source, out, customers, rows_per_customer, min_interactions))
+
+
+@app.command("synthetic")
+def synthetic(
+    out: Annotated[Path, typer.Option(help="Folder to write processed/ and features/ (random) to.")],
+    users: Annotated[int, typer.Option(help="Users, each with --length interactions.")] = 943,
+    items: Annotated[int, typer.Option(help="Catalogue size before items never drawn are dropped.")] = 1305,
+    length: Annotated[int, typer.Option(help="Interactions per user (no repeats).")] = 15,
+    genres: Annotated[int, typer.Option(help="Genres, each an ordered series of items.")] = 20,
+    follow: Annotated[float, typer.Option(help="Chance the next item continues the last item's series.")] = 0.5,
+    seed: Annotated[int, typer.Option(help="Random seed of the generator.")] = 0,
+) -> None:
+    """MovieLens-100k-sized sequences whose next item an ID model can learn: where a trainer must beat Pop."""
+    with stage("sample synthetic"):
+        print_counts("synthetic", write_synthetic(out, users, items, length, genres, follow, seed))

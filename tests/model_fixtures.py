@@ -1,15 +1,11 @@
-"""Small random models and feature stores for the model and training tests."""
+"""Small random models and item features for the model and training tests."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
 import torch
 
-from pipeline.features.store import FeatureIdentity, Manifest, items_fingerprint, shard_name, write_shard
 from pipeline.models.config import ModelConfig
 from pipeline.models.odmt import ItemFeatures
 
@@ -25,17 +21,6 @@ def random_features(items: int, seed: int = 0, width: int = 8, image_tokens: int
     image[0] = text[0] = 0
     popularity = torch.randint(1, 5, (items + 1,), generator=generator)
     return ItemFeatures(image, text, mask, popularity)
-
-
-def write_random_store(folder: Path, modality: str, items: pa.Table, seed: int, width: int = 8, length: int = 4) -> None:
-    """A complete feature store of random tokens for `items`, as `odmt extract` would lay it out."""
-    rng = np.random.default_rng(seed)
-    item_idx = items["item_idx"].to_numpy()
-    tokens = rng.normal(size=(len(item_idx), length, width)).astype(np.float16)
-    mask = np.ones((len(item_idx), length), dtype=bool) if modality == "text" else None
-    write_shard(folder / shard_name(0), item_idx, tokens, mask)
-    identity = FeatureIdentity(modality, "random", "none", items_fingerprint(items), width, length, "none", {}, len(item_idx))
-    Manifest(identity, [{"file": shard_name(0), "items": len(item_idx)}], complete=True).write(folder)
 
 
 def tiny(**changes) -> ModelConfig:

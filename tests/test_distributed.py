@@ -24,6 +24,7 @@ from pipeline.features import extract as extraction
 from pipeline.features.config import ExtractConfig, ImageFeaturesConfig, TextFeaturesConfig
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import epoch_batches
+from pipeline.training.loss import Objective
 from pipeline.training.loop import LAST, MODELS, batch_loss, train, validate
 from tests.conftest import HM_MINI, REPO
 from tests.model_fixtures import random_features, tiny
@@ -38,6 +39,7 @@ BATCH = torch.tensor([
 GRADIENT_MODELS = ("odmt", "sasrec_ef", "fdsa")  # distillation (KL over shared columns); one fused branch; own loss path
 QUICK = TrainConfig(epochs=2, batch_size=16, learning_rate=3e-3, patience=100, device="cpu", precision="fp32", cpu_threads=1)
 
+GLOBAL = Objective(global_negatives=True)
 
 def spawn(worker: Callable[..., None], *args: Any) -> None:
     """Run worker(*args) on WORLD_SIZE processes with the environment torchrun would give them."""
@@ -65,7 +67,7 @@ def loss_and_gradients(out: Path) -> None:
     for name in GRADIENT_MODELS:
         local = model(name)
         step = DistributedDataParallel(local)  # kept alive: its hooks average the gradients in backward
-        loss, _, _ = batch_loss(step, BATCH.tensor_split(world_size)[rank], 3, True)
+        loss, _, _ = batch_loss(step, BATCH.tensor_split(world_size)[rank], 3, GLOBAL)
         loss.backward()
         torch.save({"loss": loss.detach(), "grads": {n: p.grad for n, p in local.named_parameters()}},
                    out / f"{name}-{rank}.pt")
@@ -81,7 +83,7 @@ def two_ranks(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("name", GRADIENT_MODELS)
 def test_global_negatives_give_the_loss_and_gradients_of_one_process_on_the_whole_batch(two_ranks, name):
     whole = model(name)
-    loss, _, _ = batch_loss(whole, BATCH, 3, True)  # one process: the same call, nothing to share
+    loss, _, _ = batch_loss(whole, BATCH, 3, GLOBAL)  # one process: the same call, nothing to share
     loss.backward()
     ranks = [torch.load(two_ranks / f"{name}-{rank}.pt") for rank in range(WORLD_SIZE)]
     assert torch.allclose(sum(r["loss"] for r in ranks) / WORLD_SIZE, loss.detach(), atol=1e-6)
@@ -92,9 +94,9 @@ def test_global_negatives_give_the_loss_and_gradients_of_one_process_on_the_whol
 
 def test_without_global_negatives_each_rank_scores_only_its_own_batch(two_ranks):
     whole = model("odmt")
-    alone, _, _ = batch_loss(whole, BATCH, 3, True)
+    alone, _, _ = batch_loss(whole, BATCH, 3, GLOBAL)
     shared = sum(torch.load(two_ranks / f"odmt-{rank}.pt")["loss"] for rank in range(WORLD_SIZE)) / WORLD_SIZE
-    halves = [batch_loss(whole, half, 3, False)[0] for half in BATCH.tensor_split(WORLD_SIZE)]
+    halves = [batch_loss(whole, half, 3, Objective())[0] for half in BATCH.tensor_split(WORLD_SIZE)]
     assert torch.allclose(shared, alone, atol=1e-6)
     assert not torch.allclose(sum(halves) / WORLD_SIZE, alone, atol=1e-3)  # the gathered columns really mattered
 

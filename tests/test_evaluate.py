@@ -10,7 +10,7 @@ from pipeline.errors import InputError
 from pipeline.evaluation.config import EvaluateConfig
 from pipeline.evaluation.evaluate import evaluate
 from pipeline.evaluation import ranking
-from tests.model_fixtures import write_random_store
+from pipeline.dataset.synthetic import write_random_store
 
 CONFIG = EvaluateConfig(device="cpu", precision="fp32", cpu_threads=1, users_per_batch=16, items_per_batch=100)
 

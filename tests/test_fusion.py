@@ -3,8 +3,8 @@ import torch
 from pipeline.models.fdsa import FDSA
 from pipeline.models.fusion import EarlyFusion, late_fusion
 from pipeline.models.unisrec import MoEAdaptor, UniSRec
-from pipeline.models.odmt import ODMT, in_batch_logits
-from pipeline.training.loss import cross_entropy
+from pipeline.models.odmt import ODMT, training_logits
+from pipeline.training.loss import Objective, cross_entropy
 from tests.model_fixtures import random_features, tiny
 
 SEQUENCES = torch.tensor([[0, 0, 1, 2, 3, 1, 4], [5, 2, 6, 1, 7, 8, 2]])
@@ -15,9 +15,8 @@ def test_late_fusion_averages_the_logits_of_one_user_encoder_per_input():
     model = late_fusion(tiny(), random_features(10)).eval()
     assert not model.config.imt and not model.config.distillation and set(model.user_encoders) == {"image", "text", "id"}
     loss, parts = model(SEQUENCES, epoch=1)
-    logits = in_batch_logits(model.user_encoders, model.sequence_item_embeddings(SEQUENCES), SEQUENCES,
-                             model.features.popularity)
-    assert torch.allclose(loss, cross_entropy(torch.stack(list(logits.values())).mean(dim=0)))
+    logits, scored = training_logits(model, SEQUENCES, Objective())
+    assert torch.allclose(loss, cross_entropy(torch.stack(list(logits.values())).mean(dim=0), scored))
     assert set(parts) == {"ce_ensemble", "total"}
 
 

@@ -5,8 +5,10 @@ import torch
 
 from pipeline.training.loss import (
     MASKED_LOGIT,
+    Objective,
+    candidate_logits,
+    candidates,
     cross_entropy,
-    debiased_logits,
     distillation_kl,
     distillation_terms,
     in_batch_candidates,
@@ -27,13 +29,13 @@ def test_two_user_batch_by_hand():
 
     users = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     items = torch.tensor([[2.0, 0.0], [1.0, 1.0], [0.0, 3.0]])
-    logits = debiased_logits(users, items, candidates)
+    logits = candidate_logits(users, items, candidates)
     log_pop = [math.log(2), math.log(3), math.log(1)]
     row0 = [2 - log_pop[0], 1 - log_pop[1], 0 - log_pop[2]]
     assert logits[0].tolist() == pytest.approx(row0)
     assert logits[1].tolist() == pytest.approx([MASKED_LOGIT, 1 - log_pop[1], MASKED_LOGIT])
     expected = (-(row0[0] - math.log(sum(math.exp(x) for x in row0))) + 0.0 + 0.0) / 3
-    assert cross_entropy(logits).item() == pytest.approx(expected, rel=1e-5)
+    assert cross_entropy(logits, candidates).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_kl_terms_match_a_direct_computation():
@@ -76,3 +78,24 @@ def test_masked_columns_contribute_nothing_to_kl():
 )
 def test_rampup_weight(epoch, alpha, expected):
     assert rampup_weight(epoch, alpha) == pytest.approx(expected)
+
+
+def test_without_the_popularity_correction_scores_are_plain_dot_products():
+    sequences, popularity = torch.tensor([[0, 1, 2], [2, 3, 4]]), torch.tensor([1, 1, 2, 3, 1])
+    scored = in_batch_candidates(sequences, popularity, Objective(popularity_correction=False))
+    users, items = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), torch.tensor([[2.0, 0.0], [1.0, 1.0], [0.0, 3.0]])
+    assert candidate_logits(users, items, scored)[0].tolist() == [2.0, 1.0, 0.0]  # row 0 masks nothing
+
+
+def test_full_softmax_scores_every_item_and_targets_the_next_item():
+    # user 0: [pad, 1, 2] -> target 2; user 1: [2, 3, 4] -> targets 3 and 4; a catalogue of 4 items
+    sequences, popularity = torch.tensor([[0, 1, 2], [2, 3, 4]]), torch.tensor([1, 1, 2, 3, 1])
+    scored = candidates(sequences, popularity, Objective(loss="full_softmax"))
+    assert scored.targets.tolist() == [1, 2, 3]  # column j - 1 is item j
+    assert scored.correction is None and scored.masked is None  # no sampling to correct, nothing masked
+    users = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    catalogue = torch.tensor([[1.0, 1.0], [2.0, 0.0], [1.0, 1.0], [0.0, 3.0]])  # items 1..4
+    logits = candidate_logits(users, catalogue, scored)
+    assert logits.tolist() == [[1, 2, 1, 0], [1, 0, 1, 3], [2, 2, 2, 3]]
+    by_hand = [-(row[t] - math.log(sum(math.exp(x) for x in row))) for row, t in zip(logits.tolist(), [1, 2, 3])]
+    assert cross_entropy(logits, scored).item() == pytest.approx(sum(by_hand) / 3, rel=1e-6)

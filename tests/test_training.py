@@ -58,7 +58,7 @@ def test_a_tiny_run_learns_the_sequences_it_sees_better_than_popularity(tmp_path
     config = tiny(name=name, dropout=0.0, hidden_size=32)
     torch.manual_seed(QUICK.seed)
     untrained = validate(MODELS[name](config, item_features), seen, QUICK)
-    rows = train(processed, features, tmp_path / "run", config, replace(QUICK, epochs=60, learning_rate=1e-2))
+    rows = train(processed, features, tmp_path / "run", config, replace(QUICK, epochs=60, learning_rate=3e-3))
     trained_model = MODELS[name](config, item_features)
     trained_model.load_state_dict(torch.load(tmp_path / "run" / "last.pt", weights_only=False)["model_state"])
     trained = validate(trained_model, seen, QUICK)

@@ -29,6 +29,7 @@ class ModelConfig:
     positions: int = 12  # user-encoder input length (the authors' max_seq_len)
     dropout: float = 0.1
     layer_norm_eps: float = 1e-6
+    initializer_range: float = 0.02  # std of the normal init of learned ID tables and SASRec's positions (RecBole's)
     distillation: bool = True  # online distillation (eq. 7-9); False: late fusion, CE on averaged logits
     temperature: float = 0.5  # T of eq. 9 (paper: 0.5 on H&M)
     alpha: float = 60.0  # ramp-up of the distillation weight (paper: 60 on H&M)
@@ -38,8 +39,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.hidden_size % self.imt_heads or self.hidden_size % self.user_heads:
             raise ValueError("hidden_size must be divisible by imt_heads and user_heads")
-        if self.temperature <= 0 or self.alpha <= 0:
-            raise ValueError("temperature and alpha must be positive")
+        if self.temperature <= 0 or self.alpha <= 0 or self.initializer_range <= 0:
+            raise ValueError("temperature, alpha and initializer_range must be positive")
         if self.positions < 1:
             raise ValueError("positions must be at least 1")
         if min(self.user_layers, self.user_kernel_size, self.adaptor_experts, *self.user_dilations) < 1:

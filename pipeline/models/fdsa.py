@@ -16,7 +16,8 @@ from torch import nn
 from pipeline.models.config import ModelConfig
 from pipeline.models.id_only import id_table
 from pipeline.models.odmt import ItemFeatures, single_loss, user_encoder
-from pipeline.training.loss import debiased_logits, in_batch_candidates
+from pipeline.training.loss import Objective, candidate_logits, candidates
+
 
 class FDSA(nn.Module):
     def __init__(self, config: ModelConfig, features: ItemFeatures) -> None:
@@ -24,7 +25,7 @@ class FDSA(nn.Module):
         self.config, self.features = config, features
         self.branches = ("id",)
         d = config.hidden_size
-        self.item_embeddings = id_table(features.items, d)
+        self.item_embeddings = id_table(features.items, config)
         self.feature_projections = nn.ModuleDict(
             {"image": nn.Linear(features.image.shape[2], d), "text": nn.Linear(features.text.shape[2], d)}
         )
@@ -52,13 +53,12 @@ class FDSA(nn.Module):
         feature = self.streams["feature"](self.feature_embeddings(sequences), valid, outputs)
         return self.fuse(torch.cat([item, feature], dim=-1))
 
-    def forward(
-        self, sequences: torch.Tensor, epoch: int, global_negatives: bool = False
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
-        candidates = in_batch_candidates(sequences, self.features.popularity, global_negatives)
-        users, targets = self.user_states(sequences[:, :-1]), self.item_embeddings(sequences[:, 1:])
-        return single_loss({"id": debiased_logits(users[candidates.rows], targets[candidates.rows], candidates)})
+        scored = candidates(sequences, self.features.popularity, objective)
+        users = self.user_states(sequences[:, :-1])[scored.rows]
+        columns = self.item_embeddings.weight[1:] if objective.full_softmax else self.item_embeddings(sequences[:, 1:])[scored.rows]
+        return single_loss({"id": candidate_logits(users, columns, scored)}, scored)
 
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:
         return {"id": self.item_embeddings.weight.detach()}

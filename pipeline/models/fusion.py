@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from pipeline.models.config import ModelConfig
-from pipeline.models.odmt import ODMT, ItemFeatures, in_batch_logits, single_loss, user_encoder
+from pipeline.models.odmt import ODMT, ItemFeatures, single_loss, training_logits, user_encoder
+from pipeline.training.loss import Objective
 
 BASELINE = {"imt": False, "distillation": False, "id_init": "random"}
 
@@ -40,12 +41,11 @@ class EarlyFusion(ODMT):
     def sequence_item_embeddings(self, sequences: torch.Tensor) -> dict[str, torch.Tensor]:
         return average(super().sequence_item_embeddings(sequences))
 
+    def item_catalogue(self) -> dict[str, torch.Tensor]:
+        return average(super().item_catalogue())
+
     def all_item_embeddings(self, chunk: int = 1024) -> dict[str, torch.Tensor]:
         return average(super().all_item_embeddings(chunk))
 
-    def forward(
-        self, sequences: torch.Tensor, epoch: int, global_negatives: bool = False
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = in_batch_logits(self.user_encoders, self.sequence_item_embeddings(sequences), sequences,
-                                 self.features.popularity, global_negatives)
-        return single_loss(logits)
+    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
+        return single_loss(*training_logits(self, sequences, objective))

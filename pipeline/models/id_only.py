@@ -14,15 +14,13 @@ import torch
 from torch import nn
 
 from pipeline.models.config import ModelConfig
-from pipeline.models.odmt import ItemFeatures, in_batch_logits, latest_user_states, single_loss, user_encoder
+from pipeline.models.odmt import ItemFeatures, latest_user_states, single_loss, training_logits, user_encoder
+from pipeline.training.loss import Objective
 
-INITIALIZER_RANGE = 0.02  # RecBole's normal init of the item table
-
-
-def id_table(items: int, hidden_size: int) -> nn.Embedding:
-    """A learned embedding per item ID (row 0 = padding, zeros), RecBole-initialised."""
-    table = nn.Embedding(items + 1, hidden_size, padding_idx=0)
-    nn.init.normal_(table.weight, std=INITIALIZER_RANGE)
+def id_table(items: int, config: ModelConfig) -> nn.Embedding:
+    """A learned embedding per item ID (row 0 = padding, zeros), RecBole-initialised: normal(0, initializer_range)."""
+    table = nn.Embedding(items + 1, config.hidden_size, padding_idx=0)
+    nn.init.normal_(table.weight, std=config.initializer_range)
     with torch.no_grad():
         table.weight[0] = 0
     return table
@@ -33,20 +31,22 @@ class IDOnly(nn.Module):
         super().__init__()
         self.config, self.features = config, features
         self.branches = ("id",)
-        self.item_embeddings = id_table(features.items, config.hidden_size)
+        self.item_embeddings = id_table(features.items, config)
         self.user_encoders = nn.ModuleDict({"id": user_encoder(replace(config, user_encoder=config.name))})
 
     @property
     def dtype(self) -> torch.dtype:
         return self.item_embeddings.weight.dtype
 
-    def forward(
-        self, sequences: torch.Tensor, epoch: int, global_negatives: bool = False
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    def sequence_item_embeddings(self, sequences: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"id": self.item_embeddings(sequences)}
+
+    def item_catalogue(self) -> dict[str, torch.Tensor]:
+        return {"id": self.item_embeddings.weight}
+
+    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
-        logits = in_batch_logits(self.user_encoders, {"id": self.item_embeddings(sequences)}, sequences,
-                                 self.features.popularity, global_negatives)
-        return single_loss(logits)
+        return single_loss(*training_logits(self, sequences, objective))
 
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:
         """{"id": (N + 1, d)}, row 0 (padding) zeros."""

@@ -23,10 +23,12 @@ from pipeline.models.nextitnet import NextItNet
 from pipeline.models.sasrec import SASRec
 from pipeline.models.transformer import Transformer, key_padding
 from pipeline.training.loss import (
+    Candidates,
+    Objective,
+    candidate_logits,
+    candidates,
     cross_entropy,
-    debiased_logits,
     distillation_terms,
-    in_batch_candidates,
     rampup_weight,
 )
 
@@ -120,34 +122,40 @@ def user_encoder(config: ModelConfig) -> nn.Module:
         return GRU4Rec(d, layers, config.dropout)
     if config.user_encoder == "nextitnet":
         return NextItNet(d, layers, config.user_kernel_size, config.user_dilations, config.dropout, config.layer_norm_eps)
-    return SASRec(d, layers, config.user_heads, config.positions, config.dropout, config.layer_norm_eps)
+    return SASRec(d, layers, config.user_heads, config.positions, config.dropout, config.layer_norm_eps,
+                  config.initializer_range)
 
 
-def in_batch_logits(
-    user_encoders: nn.ModuleDict,
-    items: dict[str, torch.Tensor],
-    sequences: torch.Tensor,
-    popularity: torch.Tensor,
-    global_negatives: bool = False,
-) -> dict[str, torch.Tensor]:
-    """{branch: (R, C) debiased in-batch logits} (eq. 5-6): every real position of `sequences` predicts the next.
+def training_logits(
+    model: nn.Module, sequences: torch.Tensor, objective: Objective
+) -> tuple[dict[str, torch.Tensor], Candidates]:
+    """{branch: (R, C) logits} (eq. 5-6, or the full softmax): every real position of `sequences` predicts the next.
 
-    items {branch: (B, L + 1, d)} are the embeddings of `sequences` (B, L + 1); C = R
-    unless global negatives add the other ranks' targets.
+    sequences (B, L + 1) left-padded. The model offers `user_encoders` (one per branch),
+    `sequence_item_embeddings(sequences)` and, for the full softmax, `item_catalogue()`
+    (every item, with gradients): the batch's items are then looked up in the catalogue,
+    so each item is still encoded once per step.
     """
-    candidates = in_batch_candidates(sequences, popularity, global_negatives)
+    scored = candidates(sequences, model.features.popularity, objective)
+    if objective.full_softmax:
+        catalogue = model.item_catalogue()  # {branch: (N + 1, d)}
+        items = {branch: e[sequences] for branch, e in catalogue.items()}
+        columns = {branch: e[1:] for branch, e in catalogue.items()}
+    else:
+        items = model.sequence_item_embeddings(sequences)  # {branch: (B, L + 1, d)}
+        columns = {branch: e[:, 1:][scored.rows] for branch, e in items.items()}
     valid = sequences[:, :-1] != 0
     logits = {}
-    for branch, encoder in user_encoders.items():
+    for branch, encoder in model.user_encoders.items():
         users = encoder(items[branch][:, :-1], valid)  # (B, L, d)
-        logits[branch] = debiased_logits(users[candidates.rows], items[branch][:, 1:][candidates.rows], candidates)
-    return logits
+        logits[branch] = candidate_logits(users[scored.rows], columns[branch], scored)
+    return logits, scored
 
 
-def single_loss(logits: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+def single_loss(logits: dict[str, torch.Tensor], scored: Candidates) -> tuple[torch.Tensor, dict[str, float]]:
     """One CE on one set of logits (late fusion, and every single-branch baseline), logged as ce_<name>."""
     ((name, z),) = logits.items()
-    loss = cross_entropy(z)
+    loss = cross_entropy(z, scored)
     return loss, {f"ce_{name}": loss.item(), "total": loss.item()}
 
 
@@ -221,15 +229,16 @@ class ODMT(nn.Module):
             return {branch: e[inverse] for branch, e in self.encode_items(distinct).items()}
         return {branch: e.view(*sequences.shape, -1) for branch, e in self.encode_items(sequences.flatten()).items()}
 
-    def forward(
-        self, sequences: torch.Tensor, epoch: int, global_negatives: bool = False
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    def item_catalogue(self) -> dict[str, torch.Tensor]:
+        """{branch: D (N + 1, d)} of every item through the IMT, with gradients (the full softmax's candidates)."""
+        return self.encode_items(torch.arange(self.features.items + 1, device=self.features.image.device))
+
+    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
-        logits = in_batch_logits(self.user_encoders, self.sequence_item_embeddings(sequences), sequences,
-                                 self.features.popularity, global_negatives)
+        logits, scored = training_logits(self, sequences, objective)
         if not self.config.distillation:  # late fusion: one CE on the averaged logits
-            return single_loss({"ensemble": torch.stack(list(logits.values())).mean(dim=0)})
-        ce = {branch: cross_entropy(z) for branch, z in logits.items()}
+            return single_loss({"ensemble": torch.stack(list(logits.values())).mean(dim=0)}, scored)
+        ce = {branch: cross_entropy(z, scored) for branch, z in logits.items()}
         kl = distillation_terms(logits, self.config.temperature, self.config.detach_teacher)
         weight = rampup_weight(epoch, self.config.alpha)
         loss = sum(ce.values()) + weight * sum(kl.values())

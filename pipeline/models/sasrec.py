@@ -2,6 +2,11 @@
 
 Sequences are left-padded, so the latest item is always at the last position; learned
 positions, causal attention, padding keys masked.
+
+The position table starts as a normal(0, initializer_range) draw, as in SASRec's
+reference code and RecBole, not nn.Embedding's normal(0, 1): with item embeddings of
+that small scale, unit-scale positions swamp the item after the input LayerNorm, and
+an ID-only SASRec then learns barely more than position (measured in the README).
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from pipeline.models.transformer import Dropout, Transformer, key_padding
 
 
 class SASRec(nn.Module):
-    def __init__(self, hidden_size: int, layers: int, heads: int, positions: int, dropout: float, layer_norm_eps: float):
+    def __init__(self, hidden_size: int, layers: int, heads: int, positions: int, dropout: float, layer_norm_eps: float,
+                 initializer_range: float = 0.02):
         super().__init__()
         self.position_embeddings = nn.Embedding(positions, hidden_size)
+        nn.init.normal_(self.position_embeddings.weight, std=initializer_range)
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.dropout = Dropout(dropout)
         self.transformer = Transformer(layers, hidden_size, heads, dropout, layer_norm_eps)

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from pipeline.models.config import ModelConfig
-from pipeline.models.odmt import ItemFeatures, in_batch_logits, latest_user_states, single_loss, user_encoder
+from pipeline.models.odmt import ItemFeatures, latest_user_states, single_loss, training_logits, user_encoder
+from pipeline.training.loss import Objective
 
 
 class MoEAdaptor(nn.Module):
@@ -54,13 +55,15 @@ class UniSRec(nn.Module):
         f = self.features
         return sum(self.adaptors[m](getattr(f, m)[items, 0].to(self.dtype)) for m in ("text", "image"))
 
-    def forward(
-        self, sequences: torch.Tensor, epoch: int, global_negatives: bool = False
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    def sequence_item_embeddings(self, sequences: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"item": self.item_representations(sequences)}
+
+    def item_catalogue(self) -> dict[str, torch.Tensor]:
+        return {"item": self.item_representations(torch.arange(self.features.items + 1, device=self.features.image.device))}
+
+    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
-        logits = in_batch_logits(self.user_encoders, {"item": self.item_representations(sequences)}, sequences,
-                                 self.features.popularity, global_negatives)
-        return single_loss(logits)
+        return single_loss(*training_logits(self, sequences, objective))
 
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:
         """{"item": (N + 1, d)}, row 0 (padding) zeros."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pipeline.runtime import Device, Precision
 
@@ -25,6 +26,8 @@ class TrainConfig:
     eval_users_per_batch: int = 1024  # full-ranking validation in blocks of users x items (bounded memory)
     eval_items_per_batch: int = 16384
     global_negatives: bool = False  # under torchrun: every rank scores against all ranks' in-batch targets
+    loss: Literal["in_batch", "full_softmax"] = "in_batch"  # the paper's debiased in-batch softmax, or every item (RecBole's CE)
+    popularity_correction: bool = True  # in_batch only: the -log pop(j) of eq. 6
 
     def __post_init__(self) -> None:
         if min(self.epochs, self.batch_size, self.patience, self.selection_k, self.eval_users_per_batch, self.eval_items_per_batch) < 1:

@@ -46,7 +46,7 @@ from pipeline.models.unisrec import UniSRec
 from pipeline.runtime import autocast, resolve_device, set_cpu_threads
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import epoch_batches, training_sequences
-from pipeline.training.loss import target_positions
+from pipeline.training.loss import Objective, target_positions
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,7 @@ def train(
     identities = feature_identities(features)
     k = config.selection_k
     leader = rank == 0
+    objective = Objective(config.loss, config.popularity_correction, config.global_negatives)
 
     first_epoch, best, stale, rows = 1, -1.0, 0, []
     if resume:
@@ -169,7 +170,7 @@ def train(
         for batch in epoch_batches(len(train_sequences), config.batch_size, config.seed, epoch, rank, world_size):
             sequences_of_batch = train_sequences[batch].to(device)
             with autocast(device, config.precision, bf16_on_cpu=True):
-                loss, parts, targets = batch_loss(step, sequences_of_batch, epoch, config.global_negatives)
+                loss, parts, targets = batch_loss(step, sequences_of_batch, epoch, objective)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -209,7 +210,7 @@ def train(
 
 
 def batch_loss(
-    step: torch.nn.Module, sequences: torch.Tensor, epoch: int, global_negatives: bool
+    step: torch.nn.Module, sequences: torch.Tensor, epoch: int, objective: Objective
 ) -> tuple[torch.Tensor, dict[str, float], int]:
     """The model's loss on this rank's batch (B, L + 1), its logged parts, and the batch's number of targets.
 
@@ -217,8 +218,8 @@ def batch_loss(
     global batch's targets: DDP averages gradients over ranks, and the average of the
     weighted losses is the mean over every target, as one process on the whole batch has it.
     """
-    shared = global_negatives and distributed.active()
-    loss, parts = step(sequences, epoch, shared)
+    shared = objective.global_negatives and not objective.full_softmax and distributed.active()
+    loss, parts = step(sequences, epoch, objective)
     targets = target_positions(sequences).sum()
     if shared:
         loss = loss * distributed.rank_and_world()[1] * targets / distributed.sum_over_ranks(targets)

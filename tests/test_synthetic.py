@@ -1,0 +1,50 @@
+"""The synthetic set: its contract and structure, and an ID-only SASRec learning what Pop cannot."""
+
+from dataclasses import replace
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from pipeline.dataset.processed import leave_one_out, read_processed
+from pipeline.dataset.synthetic import write_synthetic
+from pipeline.evaluation.ranking import Popularity, item_embeddings, rank_task, recall_at, validation_task
+from pipeline.training.loop import train
+from tests.model_fixtures import tiny
+from tests.test_training import QUICK
+
+
+def follows(sequences: list[list[int]]) -> float:
+    """The share of next items that are the last item + 1 (its series' next item)."""
+    pairs = [(a, b) for s in sequences for a, b in zip(s, s[1:])]
+    return sum(b == a + 1 for a, b in pairs) / len(pairs)
+
+
+def test_synthetic_sequences_keep_the_processed_contract_and_their_structure(tmp_path):
+    stats = write_synthetic(tmp_path / "a", users=100, items=120, length=8, genres=4, follow=0.6, seed=3)
+    items, sequences = read_processed(tmp_path / "a" / "processed")
+    drawn = sequences["items"].to_pylist()
+    assert all(len(s) == len(set(s)) == 8 for s in drawn)  # no repeats
+    assert sorted({i for s in drawn for i in s}) == items["item_idx"].to_pylist() == list(range(1, stats["items"] + 1))
+    train_count = np.bincount([i for s in drawn for i in leave_one_out(s).train], minlength=stats["items"] + 1)[1:]
+    assert items["train_count"].to_pylist() == train_count.tolist()
+    assert follows(drawn) > 0.4
+    write_synthetic(tmp_path / "b", users=100, items=120, length=8, genres=4, follow=0.0, seed=3)
+    assert follows(pq.read_table(tmp_path / "b" / "processed" / "sequences.parquet")["items"].to_pylist()) < 0.15
+    write_synthetic(tmp_path / "c", users=100, items=120, length=8, genres=4, follow=0.6, seed=3)
+    assert (tmp_path / "c" / "processed" / "sequences.parquet").read_bytes() == (
+        tmp_path / "a" / "processed" / "sequences.parquet").read_bytes()
+
+
+def test_an_id_only_sasrec_learns_the_next_item_of_a_series_far_better_than_popularity(tmp_path):
+    # With nn.Embedding's unit-scale position table (before initializer_range) this run reached
+    # 0.21 valid Recall@10, Pop's 0.20; with it 0.44.
+    write_synthetic(tmp_path, users=300, items=400, length=10, genres=5, follow=0.5, seed=0)
+    processed, features = tmp_path / "processed", tmp_path / "features"
+    config = tiny(name="sasrec", hidden_size=32, positions=8)
+    rows = train(processed, features, tmp_path / "run", config, replace(QUICK, epochs=30, batch_size=64, learning_rate=1e-3))
+    items, sequences = read_processed(processed)
+    counts = torch.tensor([0, *items["train_count"].to_pylist()])
+    popularity = Popularity(counts)
+    pop = rank_task(popularity, validation_task(sequences, 8), item_embeddings(popularity), {"popularity": ["popularity"]}, 512, 512)
+    assert max(row["valid_recall@10"] for row in rows) > recall_at(pop["popularity"], 10) + 0.15
