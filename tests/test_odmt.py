@@ -111,3 +111,22 @@ def test_trailing_text_padding_does_not_change_item_outputs():
     model.features = wider
     after = item_outputs(model, items)
     assert all(torch.allclose(before[b], after[b], atol=1e-6) for b in before)
+
+
+def test_full_softmax_is_the_cross_entropy_over_every_item_and_trains_the_imt():
+    from pipeline.training.loss import Objective
+
+    torch.manual_seed(0)
+    model = ODMT(tiny(dropout=0.0, distillation=False), random_features(10)).eval()
+    sequences = torch.tensor([[0, 0, 1, 2, 3, 1, 4], [5, 2, 6, 1, 7, 8, 2]])
+    loss, _ = model(sequences, epoch=1, objective=Objective(loss="full_softmax"))
+    catalogue = model.item_catalogue()  # by hand: each branch's users against all 10 items, logits averaged
+    rows = (sequences[:, :-1] != 0) & (sequences[:, 1:] != 0)
+    logits = torch.stack([
+        model.user_encoders[b](catalogue[b][sequences[:, :-1]], sequences[:, :-1] != 0)[rows] @ catalogue[b][1:].T
+        for b in model.branches
+    ]).mean(dim=0)
+    assert logits.shape == (int(rows.sum()), 10)
+    assert torch.allclose(loss, torch.nn.functional.cross_entropy(logits, sequences[:, 1:][rows] - 1), atol=1e-6)
+    loss.backward()
+    assert model.item_encoder.projections["image"].weight.grad.abs().sum() > 0  # the catalogue is encoded with grad

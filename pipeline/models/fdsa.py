@@ -53,11 +53,16 @@ class FDSA(nn.Module):
         feature = self.streams["feature"](self.feature_embeddings(sequences), valid, outputs)
         return self.fuse(torch.cat([item, feature], dim=-1))
 
-    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
         scored = candidates(sequences, self.features.popularity, objective)
         users = self.user_states(sequences[:, :-1])[scored.rows]
-        columns = self.item_embeddings.weight[1:] if objective.full_softmax else self.item_embeddings(sequences[:, 1:])[scored.rows]
+        if objective.full_softmax:
+            columns = self.item_embeddings.weight[1:]  # every item
+        else:
+            columns = self.item_embeddings(sequences[:, 1:])[scored.rows]  # the batch's targets
         return single_loss({"id": candidate_logits(users, columns, scored)}, scored)
 
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:

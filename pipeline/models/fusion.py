@@ -47,5 +47,7 @@ class EarlyFusion(ODMT):
     def all_item_embeddings(self, chunk: int = 1024) -> dict[str, torch.Tensor]:
         return average(super().all_item_embeddings(chunk))
 
-    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         return single_loss(*training_logits(self, sequences, objective))

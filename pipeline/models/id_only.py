@@ -44,7 +44,9 @@ class IDOnly(nn.Module):
     def item_catalogue(self) -> dict[str, torch.Tensor]:
         return {"id": self.item_embeddings.weight}
 
-    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
         return single_loss(*training_logits(self, sequences, objective))
 

@@ -233,7 +233,9 @@ class ODMT(nn.Module):
         """{branch: D (N + 1, d)} of every item through the IMT, with gradients (the full softmax's candidates)."""
         return self.encode_items(torch.arange(self.features.items + 1, device=self.features.image.device))
 
-    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
         logits, scored = training_logits(self, sequences, objective)
         if not self.config.distillation:  # late fusion: one CE on the averaged logits

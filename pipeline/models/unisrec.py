@@ -59,9 +59,12 @@ class UniSRec(nn.Module):
         return {"item": self.item_representations(sequences)}
 
     def item_catalogue(self) -> dict[str, torch.Tensor]:
-        return {"item": self.item_representations(torch.arange(self.features.items + 1, device=self.features.image.device))}
+        every_item = torch.arange(self.features.items + 1, device=self.features.image.device)
+        return {"item": self.item_representations(every_item)}
 
-    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
         return single_loss(*training_logits(self, sequences, objective))
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pipeline.runtime import Device, Precision
 
+Loss = Literal["in_batch", "full_softmax"]  # train.loss: the paper's debiased in-batch softmax, or every item
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -26,7 +28,7 @@ class TrainConfig:
     eval_users_per_batch: int = 1024  # full-ranking validation in blocks of users x items (bounded memory)
     eval_items_per_batch: int = 16384
     global_negatives: bool = False  # under torchrun: every rank scores against all ranks' in-batch targets
-    loss: Literal["in_batch", "full_softmax"] = "in_batch"  # the paper's debiased in-batch softmax, or every item (RecBole's CE)
+    loss: Loss = "in_batch"  # the paper's in-batch softmax (eq. 5-6), or every item a candidate (RecBole's CE)
     popularity_correction: bool = True  # in_batch only: the -log pop(j) of eq. 6
 
     def __post_init__(self) -> None:

@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 from pipeline import distributed
+from pipeline.training.config import Loss
 
 # The authors' masked logit: finite, so KL terms stay defined, and exp() of it is 0 even after /T.
 MASKED_LOGIT = -1e4
-
-Loss = Literal["in_batch", "full_softmax"]
 
 
 @dataclass(frozen=True)
