@@ -11,17 +11,18 @@ A run whose metrics exist is not trained again, so an interrupted comparison con
 from __future__ import annotations
 
 import logging
-import statistics
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 from pipeline.artifacts import atomic_path, write_json
 from pipeline.config import Params
 from pipeline.dataset.processed import read_processed
 from pipeline.evaluation.config import POPULARITY_RANKING
 from pipeline.evaluation.evaluate import METRICS, evaluate
-from pipeline.evaluation.ranking import test_task, validation_task
+from pipeline.evaluation.ranking import RankingTask, test_task, validation_task
 from pipeline.evaluation.report import cell, markdown_table, read_json
 from pipeline.formats.recbole import export_recbole
 from pipeline.peers.recbole import RECBOLE_NAMES, SCORER, RecBoleRanker, rank_recbole, train_recbole
@@ -44,9 +45,8 @@ def compare_recbole(processed: Path, features: Path, out: Path, params: Params) 
     export_recbole(processed, data, DATASET)
     positions = config.recbole.max_item_list_length or params.model.positions
     exclude = params.evaluate.exclude_history
-    tasks = {exclude: {"valid": validation_task(sequences, positions, exclude), "test": test_task(sequences, positions, exclude)}}
-    if exclude:  # RecBole's own protocol, to check the adapter against RecBole's evaluator
-        tasks[False] = {"valid": validation_task(sequences, positions, False), "test": test_task(sequences, positions, False)}
+    # ours, and RecBole's own protocol (history kept) to check the adapter against RecBole's evaluator
+    tasks = {flag: split_tasks(sequences, positions, flag) for flag in {exclude, False}}
     runs = []
     for model in config.models:
         for seed in config.seeds:
@@ -61,8 +61,14 @@ def compare_recbole(processed: Path, features: Path, out: Path, params: Params) 
     return result
 
 
-def recbole_run(model: str, seed: int, data: Path, out: Path, items: Any, tasks: dict[bool, dict[str, Any]],
+def split_tasks(sequences: pa.Table, positions: int, exclude_history: bool) -> dict[str, RankingTask]:
+    return {"valid": validation_task(sequences, positions, exclude_history),
+            "test": test_task(sequences, positions, exclude_history)}
+
+
+def recbole_run(model: str, seed: int, data: Path, out: Path, items: pa.Table, tasks: dict[bool, dict[str, RankingTask]],
                 params: Params, positions: int) -> dict[str, Any]:
+    """RecBole's run of `model` at `seed`, trained and ranked unless its metrics exist."""
     run = out / "recbole" / f"{model}-seed{seed}"
     if not (run / METRICS).is_file():
         log.info("RecBole %s, seed %d: training in %s", RECBOLE_NAMES[model], seed, run)
@@ -77,6 +83,7 @@ def recbole_run(model: str, seed: int, data: Path, out: Path, items: Any, tasks:
 
 
 def our_run(model: str, seed: int, processed: Path, features: Path, out: Path, params: Params) -> dict[str, Any]:
+    """Our run of `model` at `seed` (resumed if interrupted), trained and evaluated unless its metrics exist."""
     run = out / "ours" / f"{model}-seed{seed}"
     metrics = run / "metrics"
     if not (metrics / METRICS).is_file():
