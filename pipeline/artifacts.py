@@ -69,3 +69,11 @@ def write_tsv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]), delimiter="\t")
         writer.writeheader()
         writer.writerows({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
+
+
+def read_tsv(path: Path, produced_by: str) -> list[dict[str, float]]:
+    """A numeric table written by write_tsv (train_log.tsv, popularity_groups.tsv)."""
+    if not path.is_file():
+        raise InputError(f"{path}: missing. Run `{produced_by}` first.")
+    with path.open(newline="") as file:
+        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(file, delimiter="\t")]

@@ -18,6 +18,8 @@ def report(
 ) -> None:
     """The paper's tables (overall, per branch, ablations) and figures across every evaluated run."""
     from pipeline.evaluation.report import report as write_report  # matplotlib loads here only
+    from pipeline.evaluation.report import timing_table
 
     with stage("report"):
         typer.echo(write_report(runs, metrics, out, dataset))
+        typer.echo(timing_table(runs))  # on the console only: report.md stays a function of the results

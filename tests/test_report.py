@@ -34,7 +34,7 @@ def write_run(data: Path, name: str, recall: float, model: dict | None = None, b
                "distillation_weight": 0.01} if branches else {"ce_ensemble": 6.1})
     write_tsv(data / "runs" / name / "train_log.tsv", [
         {"epoch": e} | {k: v / e for k, v in losses.items()} | {"total": 20.0 / e, "valid_recall@10": 0.01 * e,
-                                                               "valid_ndcg@10": 0.005 * e, "seconds": 1.5}
+                                                               "valid_ndcg@10": 0.005 * e}
         for e in (1, 2, 3)])
 
 
@@ -190,3 +190,18 @@ def test_the_popularity_ranking_leads_table_2_and_counts_as_a_baseline(tmp_path)
     assert overall[2] == ["Recall@10", "**0.4000**", "0.1000", "0.3000", "-25.0%"]  # ODMT against Pop, the best baseline
     assert "popularity" not in table(markdown, "Each branch")[2][0]
     assert [row[0] for row in table(markdown, "Each branch")[2:]] == [f"odmt / {b}" for b in ("image", "text", "id")]
+
+
+def test_training_time_is_printed_but_never_written_into_report_md(tmp_path):
+    write_run(tmp_path, "odmt", 0.1)
+    write_run(tmp_path, "sasrec", 0.05, {"name": "sasrec"}, branches=False)
+    write_tsv(tmp_path / "runs" / "odmt" / "timing.tsv", [{"epoch": e, "sequences_per_s": 100.0 * e, "seconds": 2.0}
+                                                           for e in (1, 2, 3)])
+    app = typer.Typer()
+    app.command()(report_command)
+    args = ["--runs", str(tmp_path / "runs"), "--metrics", str(tmp_path / "metrics"), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "| odmt | 3 | 2.0 | 200 | 6 |" in result.output  # epochs, seconds / epoch, sequences / s, seconds in all
+    assert "sasrec |" not in result.output.split("Training time")[1]  # a run without timings has no row
+    assert "Training time" not in (tmp_path / "out" / "report.md").read_text()

@@ -13,7 +13,6 @@ share): no run needs a naming convention. Writes to `out`:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import statistics
@@ -24,7 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pipeline.artifacts import atomic_path
+from pipeline.artifacts import atomic_path, read_tsv
 from pipeline.errors import InputError
 from pipeline.evaluation.config import POPULARITY_RANKING
 from pipeline.models.config import ModelConfig
@@ -88,14 +87,6 @@ def read_json(path: Path, produced_by: str) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise InputError(f"{path}: not valid JSON ({error}). Re-create it with `{produced_by}`.") from error
-
-
-def read_tsv(path: Path, produced_by: str) -> list[dict[str, float]]:
-    """A numeric table written by write_tsv (train_log.tsv, popularity_groups.tsv)."""
-    if not path.is_file():
-        raise InputError(f"{path}: missing. Run `{produced_by}` first.")
-    with path.open(newline="") as file:
-        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(file, delimiter="\t")]
 
 
 def load_runs(runs: Path, metrics: Path) -> list[Run]:
@@ -400,3 +391,20 @@ def report(runs: Path, metrics: Path, out: Path, dataset: str | None = None) -> 
     with atomic_path(out / REPORT) as tmp:
         tmp.write_text(markdown, encoding="utf-8")
     return markdown
+
+
+def timing_table(runs: Path) -> str:
+    """Seconds per epoch and training sequences/s of every run that logged them (timing.tsv).
+
+    `odmt report` prints it; report.md never holds it, since report.md is a DVC output and
+    must be a function of the runs' results, while timings follow the machine.
+    """
+    rows = {}
+    for log in sorted(runs.glob("*/timing.tsv")):
+        epochs = read_tsv(log, "odmt train")
+        if epochs:
+            rows[log.parent.name] = [str(len(epochs)), f"{statistics.mean(e['seconds'] for e in epochs):.1f}",
+                                     f"{statistics.mean(e['sequences_per_s'] for e in epochs):.0f}",
+                                     f"{sum(e['seconds'] for e in epochs):.0f}"]
+    columns = ["epochs", "seconds / epoch", "training sequences / s", "seconds in all"]
+    return f"## Training time (this machine; timing.tsv)\n\n{markdown_table(rows, columns, 'run')}\n" if rows else ""

@@ -65,7 +65,12 @@ def rebuild_dinov2(onnx_path: Path, out_dir: Path) -> Path:
     """Read the backbone weights out of the ONNX graph and save them as a Dinov2Model folder."""
     import onnx
     from onnx import numpy_helper
-    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+    import transformers
+    from transformers import Dinov2Config, Dinov2Model
+
+    # transformers 5 names the torchvision-free processor BitImageProcessorPil and warns when BitImageProcessor
+    # is asked for without torchvision; 4.x has only BitImageProcessor, which needs none. Same preprocessing.
+    processor = getattr(transformers, "BitImageProcessorPil", None) or transformers.BitImageProcessor
 
     log.info("rebuilding DINOv2 ViT-S/14 from %s into %s (once)", onnx_path, out_dir)
     graph = onnx.load(str(onnx_path)).graph
@@ -99,7 +104,7 @@ def rebuild_dinov2(onnx_path: Path, out_dir: Path) -> Path:
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
-    BitImageProcessor(  # DINOv2's own preprocessing: shortest edge 256, centre crop 224, ImageNet statistics
+    processor(  # DINOv2's own preprocessing: shortest edge 256, centre crop 224, ImageNet statistics
         size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224}, image_mean=IMAGENET_MEAN,
         image_std=IMAGENET_STD, resample=3,
     ).save_pretrained(tmp)

@@ -24,7 +24,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from pipeline import distributed
-from pipeline.artifacts import atomic_path, write_json, write_tsv
+from pipeline.artifacts import atomic_path, read_tsv, write_json, write_tsv
 from pipeline.config import build
 from pipeline.dataset.processed import read_processed
 from pipeline.errors import InputError
@@ -55,6 +55,10 @@ MODELS = {  # model.name -> what builds it from (ModelConfig, ItemFeatures)
     "sasrec_lf": late_fusion, "sasrec_ef": EarlyFusion,
 }
 BEST, LAST, LOG, CONFIG = "best.pt", "last.pt", "train_log.tsv", "config.json"
+# Seconds and sequences/s per epoch: measured, so not a function of the inputs. Kept out of every file DVC hashes
+# or git tracks (train_log.tsv, last.pt), so a repeated `dvc repro` writes the same bytes; .gitignore and
+# .dvcignore name it.
+TIMING = "timing.tsv"
 
 
 def load_item_features(processed: Path, features: Path) -> ItemFeatures:
@@ -149,12 +153,15 @@ def train(
     leader = rank == 0
     objective = Objective(config.loss, config.popularity_correction, config.global_negatives)
 
-    first_epoch, best, stale, rows = 1, -1.0, 0, []
+    first_epoch, best, stale, rows, timings = 1, -1.0, 0, [], []
     if resume:
         state = torch.load(out / LAST, map_location=device, weights_only=False)
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer"])
         first_epoch, best, stale, rows = state["epoch"] + 1, state["best"], state["stale"], state["log"]
+        if (out / TIMING).is_file():
+            timings = [row | {"epoch": int(row["epoch"])} for row in read_tsv(out / TIMING, "odmt train")
+                       if row["epoch"] < first_epoch]
     step = model if world_size == 1 else DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if leader:
         write_json(out / CONFIG, {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(config),
@@ -191,8 +198,8 @@ def train(
         trained, targets = totals.pop("sequences"), totals.pop("targets")
         row = {"epoch": epoch} | {name: total / targets for name, total in totals.items()}
         row |= {f"valid_{name}": value for name, value in metrics.items()}
-        row |= {"sequences_per_s": trained / train_seconds, "seconds": time.perf_counter() - start}
         rows.append(row)
+        timings.append({"epoch": epoch, "sequences_per_s": trained / train_seconds, "seconds": time.perf_counter() - start})
         if metrics[f"recall@{k}"] > best:
             best, stale = metrics[f"recall@{k}"], 0
             if leader:
@@ -203,8 +210,9 @@ def train(
             save(out / LAST, weights | {"optimizer": optimizer.state_dict(), "epoch": epoch, "best": best, "stale": stale,
                                         "log": rows})
             write_tsv(out / LOG, rows)
+            write_tsv(out / TIMING, timings)
         log.info("epoch %d: loss %.4f, valid Recall@%d %.4f, NDCG@%d %.4f, %.0f sequences/s, %.1f s", epoch, row["total"],
-                 k, metrics[f"recall@{k}"], k, metrics[f"ndcg@{k}"], row["sequences_per_s"], row["seconds"])
+                 k, metrics[f"recall@{k}"], k, metrics[f"ndcg@{k}"], *list(timings[-1].values())[1:])
     distributed.barrier()  # every rank returns once rank 0's last checkpoint is on disk
     return rows
 
