@@ -4,10 +4,12 @@ from dataclasses import replace
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 import torch
 
 from pipeline.dataset.processed import leave_one_out, read_processed
 from pipeline.dataset.synthetic import write_synthetic
+from pipeline.errors import InputError
 from pipeline.evaluation.ranking import Popularity, item_embeddings, rank_task, recall_at, validation_task
 from pipeline.training.loop import train
 from tests.model_fixtures import tiny
@@ -34,6 +36,11 @@ def test_synthetic_sequences_keep_the_processed_contract_and_their_structure(tmp
     write_synthetic(tmp_path / "c", users=100, items=120, length=8, genres=4, follow=0.6, seed=3)
     assert (tmp_path / "c" / "processed" / "sequences.parquet").read_bytes() == (
         tmp_path / "a" / "processed" / "sequences.parquet").read_bytes()
+
+
+def test_impossible_settings_are_an_error_naming_them(tmp_path):
+    with pytest.raises(InputError, match="length 2"):
+        write_synthetic(tmp_path, length=2)
 
 
 def test_an_id_only_sasrec_learns_the_next_item_of_a_series_far_better_than_popularity(tmp_path):

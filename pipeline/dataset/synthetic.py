@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from pipeline.artifacts import write_json, write_parquet
 from pipeline.dataset.processed import ITEMS, ITEMS_FILE, SEQUENCES, SEQUENCES_FILE, STATS_FILE, leave_one_out
+from pipeline.errors import InputError
 from pipeline.features.store import FeatureIdentity, Manifest, items_fingerprint, shard_name, write_shard
 
 TOKENS = {"image": 2, "text": 2}  # random feature tokens per item (of FEATURE_WIDTH), text with a real-token mask
@@ -73,7 +74,8 @@ def write_synthetic(out: Path, users: int = 943, items: int = 1305, length: int 
     Items never drawn are dropped, as prepare drops items that no longer occur.
     """
     if length < 3 or items < length or users < 1 or genres < 1 or not 0 <= follow <= 1:
-        raise ValueError("need users >= 1, length >= 3, items >= length, genres >= 1 and 0 <= follow <= 1")
+        raise InputError(f"synthetic set: users {users}, items {items}, length {length}, genres {genres}, follow {follow}; "
+                         "need users >= 1, length >= 3 (leave-one-out), items >= length, genres >= 1, 0 <= follow <= 1")
     drawn = synthetic_sequences(users, items, length, genres, follow, seed)
     occurring = np.unique(np.concatenate(drawn))  # the processed contract: every item occurs, 1..N in id order
     new_idx = np.zeros(items + 1, dtype=np.int64)
