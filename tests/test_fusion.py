@@ -61,3 +61,14 @@ def test_unisrec_represents_items_by_their_features_alone():
     adaptor = MoEAdaptor(width=8, hidden_size=16, experts=1, dropout=0.0)
     x = torch.randn(5, 8)
     assert torch.allclose(adaptor(x), adaptor.whitening[0](x - adaptor.centres[0]), atol=1e-6)  # one expert: whitening
+
+
+def test_unisrec_scores_are_cosines_over_its_temperature():
+    torch.manual_seed(0)
+    model = UniSRec(tiny(name="unisrec", unisrec_temperature=0.1), random_features(10)).eval()
+    items = model.all_item_embeddings()
+    assert torch.allclose(items["item"][1:].norm(dim=1), torch.ones(10), atol=1e-5)  # unit items
+    users = model.user_embeddings(SEQUENCES[:, :-1], items)["item"]
+    assert torch.allclose(users.norm(dim=1), torch.full((2,), 10.0), atol=1e-4)  # unit users over T = 0.1
+    scores = users @ items["item"][1:].T
+    assert scores.abs().max() <= 10.0 + 1e-4  # bounded by 1 / T, whatever the features' scale

@@ -26,6 +26,7 @@ class ModelConfig:
     user_kernel_size: int = 3  # NextItNet only (RecBole's default)
     user_dilations: tuple[int, ...] = (1, 4)  # NextItNet only: each residual block convolves at r, then 2r
     adaptor_experts: int = 8  # UniSRec only: whitening experts of its MoE adaptor (UniSRec's default)
+    unisrec_temperature: float = 0.07  # UniSRec only: scores are cosine / this (UniSRec's default)
     positions: int = 12  # user-encoder input length (the authors' max_seq_len)
     dropout: float = 0.1
     layer_norm_eps: float = 1e-6
@@ -39,8 +40,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.hidden_size % self.imt_heads or self.hidden_size % self.user_heads:
             raise ValueError("hidden_size must be divisible by imt_heads and user_heads")
-        if self.temperature <= 0 or self.alpha <= 0 or self.initializer_range <= 0:
-            raise ValueError("temperature, alpha and initializer_range must be positive")
+        if min(self.temperature, self.alpha, self.initializer_range, self.unisrec_temperature) <= 0:
+            raise ValueError("temperature, alpha, initializer_range and unisrec_temperature must be positive")
         if self.positions < 1:
             raise ValueError("positions must be at least 1")
         if min(self.user_layers, self.user_kernel_size, self.adaptor_experts, *self.user_dilations) < 1:
