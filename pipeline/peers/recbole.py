@@ -30,7 +30,7 @@ from pipeline.evaluation.ranking import RankingTask, item_embeddings, rank_task,
 from pipeline.models.gru4rec import align
 from pipeline.peers.config import PeerModel, RecBolePeerConfig
 
-RECBOLE_NAMES: dict[str, str] = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "nextitnet": "NextItNet"}
+RECBOLE_NAMES: dict[PeerModel, str] = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "nextitnet": "NextItNet"}
 INSTALL = "pip install -e '.[peers]'"
 SCORER = "recbole"
 LOG = "recbole.log"
@@ -155,9 +155,6 @@ class RecBoleRanker:
             if item_id not in run.item_ids:
                 raise InputError(f"item {item_id!r} is not in RecBole's dataset: the export and the processed items differ")
             self.to_recbole[idx] = run.item_ids[item_id]
-
-    def parameters(self) -> Iterator[torch.nn.Parameter]:
-        return self.network.parameters()
 
     def eval(self) -> RecBoleRanker:
         self.network.eval()

@@ -199,7 +199,8 @@ def train(
         row = {"epoch": epoch} | {name: total / targets for name, total in totals.items()}
         row |= {f"valid_{name}": value for name, value in metrics.items()}
         rows.append(row)
-        timings.append({"epoch": epoch, "sequences_per_s": trained / train_seconds, "seconds": time.perf_counter() - start})
+        timing = {"epoch": epoch, "sequences_per_s": trained / train_seconds, "seconds": time.perf_counter() - start}
+        timings.append(timing)
         if metrics[f"recall@{k}"] > best:
             best, stale = metrics[f"recall@{k}"], 0
             if leader:
@@ -212,7 +213,7 @@ def train(
             write_tsv(out / LOG, rows)
             write_tsv(out / TIMING, timings)
         log.info("epoch %d: loss %.4f, valid Recall@%d %.4f, NDCG@%d %.4f, %.0f sequences/s, %.1f s", epoch, row["total"],
-                 k, metrics[f"recall@{k}"], k, metrics[f"ndcg@{k}"], *list(timings[-1].values())[1:])
+                 k, metrics[f"recall@{k}"], k, metrics[f"ndcg@{k}"], timing["sequences_per_s"], timing["seconds"])
     distributed.barrier()  # every rank returns once rank 0's last checkpoint is on disk
     return rows
 
