@@ -58,3 +58,15 @@ def test_odmt_trains_with_each_backbone(name):
     assert losses[-1] < losses[0]
     items = model.eval().all_item_embeddings()
     assert model.user_embeddings(sequences[:, :-1], items)["id"].shape == (2, model.config.hidden_size)
+
+
+@pytest.mark.parametrize("positions_from", ["latest", "oldest"])
+def test_sasrec_positions_decide_whether_a_pass_computes_each_prefix_alone(positions_from):
+    torch.manual_seed(0)
+    encoder = SASRec(D, layers=2, heads=2, positions=6, dropout=0.0, layer_norm_eps=1e-6, positions_from=positions_from).eval()
+    items = torch.randn(1, 6, D)
+    whole = encoder(items, torch.ones(1, 6, dtype=torch.bool))  # one pass: position p reads the prefix items[:p + 1]
+    prefix = torch.cat([torch.zeros(1, 3, D), items[:, :3]], dim=1)  # items[:3] alone, left-padded as ranking has it
+    alone = encoder(prefix, torch.tensor([[False] * 3 + [True] * 3]))[:, -1]
+    # oldest (RecBole's): the pass's position 2 is that prefix alone; latest (the authors'): it sits elsewhere
+    assert torch.allclose(whole[:, 2], alone, atol=1e-5) == (positions_from == "oldest")

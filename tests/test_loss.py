@@ -13,6 +13,7 @@ from pipeline.training.loss import (
     distillation_terms,
     in_batch_candidates,
     rampup_weight,
+    target_positions,
 )
 
 
@@ -99,3 +100,13 @@ def test_full_softmax_scores_every_item_and_targets_the_next_item():
     assert logits.tolist() == [[1, 2, 1, 0], [1, 0, 1, 3], [2, 2, 2, 3]]
     by_hand = [-(row[t] - math.log(sum(math.exp(x) for x in row))) for row, t in zip(logits.tolist(), [1, 2, 3])]
     assert cross_entropy(logits, scored).item() == pytest.approx(sum(by_hand) / 3, rel=1e-6)
+
+
+def test_prefix_instances_train_only_each_rows_last_position():
+    sequences, popularity = torch.tensor([[0, 1, 2, 3], [0, 0, 4, 5]]), torch.tensor([1, 1, 2, 3, 1, 1])
+    assert target_positions(sequences).tolist() == [[False, True, True], [False, False, True]]
+    last = target_positions(sequences, last_position_only=True)
+    assert last.tolist() == [[False, False, True], [False, False, True]]
+    for loss in ("in_batch", "full_softmax"):
+        scored = candidates(sequences, popularity, Objective(loss=loss, last_position_only=True))
+        assert torch.equal(scored.rows, last) and len(scored.targets) == 2

@@ -2,6 +2,7 @@ import csv
 from dataclasses import replace
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -10,8 +11,11 @@ from pipeline.dataset.processed import leave_one_out, left_pad
 from pipeline.errors import InputError
 from pipeline.evaluation.ranking import RankingTask, pessimistic_ranks, recall_at
 from pipeline.training.config import TrainConfig
+from pipeline.models.id_only import IDOnly
+from pipeline.training.data import training_sequences
 from pipeline.training.loop import MODELS, load_item_features, train, validate
-from tests.model_fixtures import tiny
+from pipeline.training.loss import Objective
+from tests.model_fixtures import random_features, tiny
 
 QUICK = TrainConfig(epochs=4, batch_size=32, learning_rate=3e-3, patience=100, device="cpu", precision="fp32", cpu_threads=1)
 
@@ -93,3 +97,16 @@ def test_features_of_another_items_table_are_refused(tmp_path, data):
     pq.write_table(pq.read_table(processed / "sequences.parquet"), other / "sequences.parquet")
     with pytest.raises(InputError, match="another items table"):
         load_item_features(other, features)
+
+
+def test_prefix_instances_are_trained_where_ranking_reads_the_user():
+    users = pa.table({"items": [[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 3]]})  # training parts [1, 2, 3, 4] and [7, 8, 9]
+    rows = training_sequences(users, positions=3, instances="prefixes")
+    assert rows.tolist() == [[0, 0, 1, 2], [0, 1, 2, 3], [1, 2, 3, 4], [0, 0, 7, 8], [0, 7, 8, 9]]
+    assert training_sequences(users, positions=3).tolist() == [[1, 2, 3, 4], [0, 7, 8, 9]]
+    torch.manual_seed(0)
+    model = IDOnly(tiny(name="sasrec", dropout=0.0, positions=3), random_features(10)).eval()
+    loss, _ = model(rows, epoch=1, objective=Objective(loss="full_softmax", last_position_only=True))
+    items = model.all_item_embeddings()
+    ranked = model.user_embeddings(rows[:, :-1], items)["id"] @ items["id"][1:].T  # what ranking scores, by row
+    assert torch.allclose(loss, torch.nn.functional.cross_entropy(ranked, rows[:, -1] - 1), atol=1e-6)

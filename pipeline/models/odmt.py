@@ -123,7 +123,7 @@ def user_encoder(config: ModelConfig) -> nn.Module:
     if config.user_encoder == "nextitnet":
         return NextItNet(d, layers, config.user_kernel_size, config.user_dilations, config.dropout, config.layer_norm_eps)
     return SASRec(d, layers, config.user_heads, config.positions, config.dropout, config.layer_norm_eps,
-                  config.initializer_range)
+                  config.initializer_range, config.positions_from)
 
 
 def training_logits(

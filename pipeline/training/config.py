@@ -8,6 +8,7 @@ from typing import Literal
 from pipeline.runtime import Device, Precision
 
 Loss = Literal["in_batch", "full_softmax"]  # train.loss: the paper's debiased in-batch softmax, or every item
+Instances = Literal["positions", "prefixes"]  # train.instances: one row per user, or one per prefix (RecBole's)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class TrainConfig:
     global_negatives: bool = False  # under torchrun: every rank scores against all ranks' in-batch targets
     loss: Loss = "in_batch"  # the paper's in-batch softmax (eq. 5-6), or every item a candidate (RecBole's CE)
     popularity_correction: bool = True  # in_batch only: the -log pop(j) of eq. 6
+    instances: Instances = "positions"  # every position of a user's sequence a target, or each prefix its own row
 
     def __post_init__(self) -> None:
         if min(self.epochs, self.batch_size, self.patience, self.selection_k, self.eval_users_per_batch, self.eval_items_per_batch) < 1:

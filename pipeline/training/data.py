@@ -7,13 +7,22 @@ import pyarrow as pa
 import torch
 
 from pipeline.dataset.processed import leave_one_out, left_pad
+from pipeline.training.config import Instances
 
 
-def training_sequences(sequences: pa.Table, positions: int) -> torch.Tensor:
-    """(U, positions + 1): each user's training part; every position predicts the next."""
-    return torch.tensor(
-        [left_pad(leave_one_out(s).train, positions + 1) for s in sequences["items"].to_pylist()], dtype=torch.long
-    )
+def training_sequences(sequences: pa.Table, positions: int, instances: Instances = "positions") -> torch.Tensor:
+    """(S, positions + 1) left-padded rows cut from each user's training part.
+
+    "positions": one row per user; every position predicts the next, in one causal pass.
+    "prefixes": one row per prefix of two or more items, as RecBole cuts its instances;
+    only a row's last position is a target (Objective.last_position_only). Left-padded,
+    every prefix then ends at the last position, where ranking reads the user, whereas a
+    user's row in "positions" trains its earlier targets at earlier positions.
+    """
+    parts = [leave_one_out(s).train for s in sequences["items"].to_pylist()]
+    if instances == "prefixes":
+        parts = [part[:end] for part in parts for end in range(2, len(part) + 1)]
+    return torch.tensor([left_pad(part, positions + 1) for part in parts], dtype=torch.long)
 
 
 def epoch_batches(count: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> list[torch.Tensor]:

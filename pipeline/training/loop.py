@@ -146,12 +146,12 @@ def train(
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     fp16 = device.type == "cuda" and config.precision == "fp16"
     scaler = torch.amp.GradScaler(enabled=fp16)
-    train_sequences = training_sequences(sequences, model_config.positions)
+    train_sequences = training_sequences(sequences, model_config.positions, config.instances)
     valid = validation_task(sequences, model_config.positions)
     identities = feature_identities(features)
     k = config.selection_k
     leader = rank == 0
-    objective = Objective(config.loss, config.popularity_correction, config.global_negatives)
+    objective = Objective(config.loss, config.popularity_correction, config.global_negatives, config.instances == "prefixes")
 
     first_epoch, best, stale, rows, timings = 1, -1.0, 0, [], []
     if resume:
@@ -229,7 +229,7 @@ def batch_loss(
     """
     shared = objective.global_negatives and not objective.full_softmax and distributed.active()
     loss, parts = step(sequences, epoch, objective)
-    targets = target_positions(sequences).sum()
+    targets = target_positions(sequences, objective.last_position_only).sum()
     if shared:
         loss = loss * distributed.rank_and_world()[1] * targets / distributed.sum_over_ranks(targets)
     return loss, parts, int(targets)

@@ -1,7 +1,8 @@
 """The training objective: which softmax a step's targets are scored under (`train.loss`), and
 paper 3.5's online distillation (eq. 7-9).
 
-Every non-padding position of every sequence in the batch is a training target. Two
+Every non-padding position of every sequence in the batch is a training target, or,
+for prefix instances (`train.instances: prefixes`), only each row's last position. Two
 softmaxes, one interface (`Candidates`: the columns a row is scored against and which
 of them is its target):
 
@@ -39,6 +40,7 @@ class Objective:
     loss: Loss = "in_batch"
     popularity_correction: bool = True  # in_batch: subtract log pop(j) from every score (eq. 6)
     global_negatives: bool = False  # in_batch under torchrun: every rank's targets are candidates
+    last_position_only: bool = False  # prefix instances: a row's earlier positions are inputs, not targets
 
     @property
     def full_softmax(self) -> bool:
@@ -56,22 +58,25 @@ class Candidates:
     shared_rows: int | None = None  # global negatives: every rank's targets padded to this many, the others' appended
 
 
-def target_positions(sequences: torch.Tensor) -> torch.Tensor:
+def target_positions(sequences: torch.Tensor, last_position_only: bool = False) -> torch.Tensor:
     """(B, L) bool: positions of sequences (B, L + 1) that are trained on; a target needs an item before it."""
-    return (sequences[:, :-1] != 0) & (sequences[:, 1:] != 0)
+    rows = (sequences[:, :-1] != 0) & (sequences[:, 1:] != 0)
+    if last_position_only:
+        rows[:, :-1] = False
+    return rows
 
 
 def candidates(sequences: torch.Tensor, popularity: torch.Tensor, objective: Objective) -> Candidates:
     """The candidates of `objective` for sequences (B, L + 1) left-padded; popularity (N + 1,) training-part counts."""
     if objective.full_softmax:
-        rows = target_positions(sequences)
+        rows = target_positions(sequences, objective.last_position_only)
         return Candidates(rows=rows, targets=sequences[:, 1:][rows] - 1)  # column j - 1 is item j (no padding column)
     return in_batch_candidates(sequences, popularity, objective)
 
 
 def in_batch_candidates(sequences: torch.Tensor, popularity: torch.Tensor, objective: Objective = Objective()) -> Candidates:
     """Eq. 5-6: the batch's targets are the columns. `global_negatives` takes effect only under torchrun."""
-    rows = target_positions(sequences)
+    rows = target_positions(sequences, objective.last_position_only)
     target_items = sequences[:, 1:][rows]  # (R,)
     columns, shared_rows = target_items, None
     if objective.global_negatives and distributed.active():
