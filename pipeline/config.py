@@ -115,14 +115,25 @@ def load_params(path: Path, overrides: Iterable[str] = (), experiment: str | Non
         runs = build(Params, data, where=str(path)).experiments.runs
         if experiment not in runs:
             raise ConfigError(f"{path}: experiments.runs has no run {experiment!r}; add it or pick one of {sorted(runs)}")
-        for key, value in runs[experiment].items():
-            set_dotted(data, key, value)
+        apply_changes(data, runs[experiment])
     for override in overrides:
         key, sep, raw_value = override.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {override!r}: expected KEY=VALUE, e.g. prepare.min_user_interactions=5")
         set_dotted(data, key.strip(), yaml.safe_load(raw_value))
     return build(Params, data, where=str(path))
+
+
+def run_params(params: Params, run: str) -> Params:
+    """`params` as experiments.runs[run] changes them: what `odmt train --experiment run` trains."""
+    data = dataclasses.asdict(params)
+    apply_changes(data, params.experiments.runs[run])
+    return build(Params, data, where=f"experiments.runs.{run}")
+
+
+def apply_changes(data: dict[str, Any], changes: dict[str, Any]) -> None:
+    for key, value in changes.items():
+        set_dotted(data, key, value)
 
 
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:

@@ -2,6 +2,7 @@
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -102,3 +103,16 @@ def test_compare_writes_both_libraries_side_by_side_and_continues_where_it_stopp
     stamp = metrics.stat().st_mtime_ns
     compare_recbole(data[0], data[1], tmp_path, params)  # everything is there: nothing is trained again
     assert metrics.stat().st_mtime_ns == stamp
+
+
+def test_our_model_is_the_experiment_run_of_its_name():
+    from pipeline.peers.compare import our_params
+
+    params = load_params(REPO / "params.yaml")
+    runs = {"sasrec": {"model.name": "sasrec", "train.batch_size": 7}, "gru4rec": {"model.name": "nextitnet"}}
+    params = replace(params, experiments=replace(params.experiments, pipeline_runs=(), runs=runs))
+    assert (our_params(params, "sasrec").model.name, our_params(params, "sasrec").train.batch_size) == ("sasrec", 7)
+    nextitnet = our_params(params, "nextitnet")  # no run of that name: the model and train sections
+    assert nextitnet.model.name == "nextitnet" and nextitnet.train == params.train
+    with pytest.raises(InputError, match="experiments.runs.gru4rec trains model.name 'nextitnet'"):
+        our_params(params, "gru4rec")

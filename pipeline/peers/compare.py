@@ -3,7 +3,7 @@
 For every model x seed of the `compare` section, in `out`:
   recbole/data/odmt/          the processed data as RecBole atomic files (odmt export recbole)
   recbole/<model>-seed<s>/    RecBole's run: recbole.log, its checkpoint, metrics.json
-  ours/<model>-seed<s>/       our run (odmt train with the model and train sections) and metrics/ (odmt evaluate)
+  ours/<model>-seed<s>/       our run (experiments.runs.<model>, else the model and train sections) and metrics/
   comparison.json, comparison.md   both side by side, mean ± std over the seeds
 A run whose metrics exist is not trained again, so an interrupted comparison continues.
 """
@@ -18,8 +18,9 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.artifacts import atomic_path, write_json
-from pipeline.config import Params
+from pipeline.config import Params, run_params
 from pipeline.dataset.processed import read_processed
+from pipeline.errors import InputError
 from pipeline.evaluation.config import POPULARITY_RANKING
 from pipeline.evaluation.evaluate import METRICS, evaluate
 from pipeline.evaluation.ranking import RankingTask, test_task, validation_task
@@ -88,10 +89,22 @@ def our_run(model: str, seed: int, processed: Path, features: Path, out: Path, p
     metrics = run / "metrics"
     if not (metrics / METRICS).is_file():
         log.info("ours %s, seed %d: training in %s", model, seed, run)
-        train(processed, features, run, replace(params.model, name=model), replace(params.train, seed=seed),
-              resume=(run / LAST).is_file())
+        ours = our_params(params, model)
+        train(processed, features, run, ours.model, replace(ours.train, seed=seed), resume=(run / LAST).is_file())
         evaluate(run, processed, features, metrics, params.evaluate)
     return {"library": "ours", "model": model, "seed": seed, "folder": str(run)} | read_metrics(metrics / METRICS, "ensemble")
+
+
+def our_params(params: Params, model: str) -> Params:
+    """Our `model`: the experiment matrix's run of that name where there is one, so a model's own recipe
+    (experiments.runs.sasrec) is the same in the matrix and here; else the model and train sections."""
+    if model not in params.experiments.runs:
+        return replace(params, model=replace(params.model, name=model))
+    ours = run_params(params, model)
+    if ours.model.name != model:
+        raise InputError(f"params.yaml: experiments.runs.{model} trains model.name {ours.model.name!r}, but "
+                         f"`odmt compare` reads the run of that name as our {model}; set model.name: {model} there")
+    return ours
 
 
 def read_metrics(path: Path, scorer: str) -> dict[str, Any]:
