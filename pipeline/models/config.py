@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+PositionsFrom = Literal["latest", "oldest"]  # model.positions_from: SASRec's position 0 (see pipeline/models/sasrec.py)
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -28,7 +30,7 @@ class ModelConfig:
     adaptor_experts: int = 8  # UniSRec only: whitening experts of its MoE adaptor (UniSRec's default)
     unisrec_temperature: float = 0.07  # UniSRec only: scores are cosine / this (UniSRec's default)
     positions: int = 12  # user-encoder input length (the authors' max_seq_len)
-    positions_from: Literal["latest", "oldest"] = "latest"  # SASRec: position 0 is the newest slot (authors') or the oldest item (RecBole's)
+    positions_from: PositionsFrom = "latest"  # SASRec: position 0 the first slot (authors') or the oldest item (RecBole)
     dropout: float = 0.1
     layer_norm_eps: float = 1e-6
     initializer_range: float = 0.02  # std of the normal init of learned ID tables and SASRec's positions (RecBole's)

@@ -56,7 +56,7 @@ class FDSA(nn.Module):
     def forward(
         self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
+        """sequences (B, L + 1) left-padded; the objective's targets predict the next -> (loss, its parts)."""
         scored = candidates(sequences, self.features.popularity, objective)
         users = self.user_states(sequences[:, :-1])[scored.rows]
         if objective.full_softmax:

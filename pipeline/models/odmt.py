@@ -129,7 +129,7 @@ def user_encoder(config: ModelConfig) -> nn.Module:
 def training_logits(
     model: nn.Module, sequences: torch.Tensor, objective: Objective
 ) -> tuple[dict[str, torch.Tensor], Candidates]:
-    """{branch: (R, C) logits} (eq. 5-6, or the full softmax): every real position of `sequences` predicts the next.
+    """{branch: (R, C) logits} (eq. 5-6, or the full softmax) at the objective's target positions of `sequences`.
 
     sequences (B, L + 1) left-padded. The model offers `user_encoders` (one per branch),
     `sequence_item_embeddings(sequences)` and, for the full softmax, `item_catalogue()`
@@ -236,7 +236,7 @@ class ODMT(nn.Module):
     def forward(
         self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
+        """sequences (B, L + 1) left-padded; the objective's targets predict the next -> (loss, its parts)."""
         logits, scored = training_logits(self, sequences, objective)
         if not self.config.distillation:  # late fusion: one CE on the averaged logits
             return single_loss({"ensemble": torch.stack(list(logits.values())).mean(dim=0)}, scored)

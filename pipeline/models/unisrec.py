@@ -82,7 +82,7 @@ class UniSRec(nn.Module):
     def forward(
         self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """sequences (B, L + 1) left-padded; every position predicts the next -> (loss, its parts)."""
+        """sequences (B, L + 1) left-padded; the objective's targets predict the next -> (loss, its parts)."""
         return single_loss(*training_logits(self, sequences, objective))
 
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:

@@ -17,7 +17,9 @@ def training_sequences(sequences: pa.Table, positions: int, instances: Instances
     "prefixes": one row per prefix of two or more items, as RecBole cuts its instances;
     only a row's last position is a target (Objective.last_position_only). Left-padded,
     every prefix then ends at the last position, where ranking reads the user, whereas a
-    user's row in "positions" trains its earlier targets at earlier positions.
+    user's row in "positions" trains its earlier targets at earlier positions. In-batch, a
+    prefix masks only its own items as false negatives: the user's later items are
+    negatives, as every item is in RecBole's CE.
     """
     parts = [leave_one_out(s).train for s in sequences["items"].to_pylist()]
     if instances == "prefixes":
