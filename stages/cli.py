@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import bench, compare, evaluate, export, extract, ingest, prepare, recommend, report, sample, train
+from stages import bench, compare, evaluate, export, extract, ingest, prepare, recommend, report, sample, train, tuning
 
 app = typer.Typer(
     help="ODMT pipeline: ingest -> prepare -> extract -> train -> evaluate -> report.",
@@ -13,6 +13,7 @@ app = typer.Typer(
 )
 app.add_typer(ingest.app, name="ingest")
 app.command("prepare")(prepare.prepare)
+app.command("tuning-set")(tuning.tuning_set)
 app.command("extract")(extract.extract)
 app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)

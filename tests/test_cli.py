@@ -29,6 +29,14 @@ def test_ingest_then_prepare_through_the_cli(tmp_path):
     assert result.exit_code == 0, result.output
     assert 0 < json.loads((stricter / "stats.json").read_text())["users"] < default["users"]
 
+    # The tuning set of the processed set: one interaction fewer per user, and its refusal to overwrite its source.
+    result = runner.invoke(app, ["tuning-set", "--processed", str(processed), "--out", str(tmp_path / "tuning")])
+    assert result.exit_code == 0, result.output
+    tuning = json.loads((tmp_path / "tuning" / "stats.json").read_text())
+    assert tuning["interactions"] == default["interactions"] - default["users"]
+    result = runner.invoke(app, ["tuning-set", "--processed", str(processed), "--out", str(processed)])
+    assert result.exit_code == 2 and "overwrite" in result.output
+
 
 def test_bad_input_exits_2_with_a_message_not_a_traceback(tmp_path):
     (tmp_path / "raw").mkdir()

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from pipeline.config import load_params
-from pipeline.dataset.processed import leave_one_out
+from pipeline.dataset.processed import leave_one_out, read_processed
+from pipeline.dataset.tuning import write_tuning_set
 from pipeline.errors import InputError
 from pipeline.evaluation import ranking
 from pipeline.formats.recbole import export_recbole
@@ -61,6 +62,18 @@ def test_recbole_loads_the_export_with_our_counts_and_split(data, exported):
         assert targets == {user: item_ids[getattr(leave_one_out(s), split)] for user, s in users.items()}, split
     # RecBole trains on every prefix of the training part: one instance per item after the first
     assert len(train._dataset) == sum(len(leave_one_out(s).train) - 1 for s in users.values())
+
+
+def test_recbole_keeps_items_without_interactions_as_candidates(data, tmp_path):
+    """The tuning set keeps the catalogue, so an item that was only a test target occurs nowhere: still an item."""
+    pytest.importorskip("recbole", reason="RecBole is the peers extra: pip install -e '.[peers]'")
+    write_tuning_set(data[0], tmp_path / "tuning")
+    items, sequences = read_processed(tmp_path / "tuning")
+    occurring = {item for s in sequences["items"].to_pylist() for item in s}
+    assert len(occurring) < items.num_rows
+    export_recbole(tmp_path / "tuning", tmp_path / "recbole" / "odmt", "odmt")
+    _, (_, item_count, _), _ = recbole_split(tmp_path / "recbole" / "odmt", positions=14)
+    assert item_count == items.num_rows
 
 
 @pytest.fixture(scope="module")

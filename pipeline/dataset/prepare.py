@@ -106,12 +106,18 @@ def prepare(interim: Path, raw: Path, out: Path, config: PrepareConfig) -> dict[
     drops["items_no_longer_occurring"] = {"items": int(len(item_ids) - bad_item.sum() - len(present))}
 
     items_table, sequences_table = reindex(user, item, user_ids, item_ids, items)
-    stats = table1_row(sequences_table, items_table.num_rows) | {
-        "drops": drops,
-        "targets_repeating_history": repeated_targets(sequences_table),
+    return write_processed(out, items_table, sequences_table, {"drops": drops})
+
+
+def write_processed(out: Path, items: pa.Table, sequences: pa.Table, made_by: dict[str, Any]) -> dict[str, Any]:
+    """Write the processed contract and return its stats.json: the Table 1 row, `made_by` (the drops, or
+    the set it was cut from), and the split's targets no ID model can reach or read as trained."""
+    stats = table1_row(sequences, items.num_rows) | made_by | {
+        "targets_repeating_history": repeated_targets(sequences),
+        "test_inputs_ending_untrained": untrained_test_inputs(sequences),
     }
-    write_parquet(out / ITEMS_FILE, items_table)
-    write_parquet(out / SEQUENCES_FILE, sequences_table)
+    write_parquet(out / ITEMS_FILE, items)
+    write_parquet(out / SEQUENCES_FILE, sequences)
     write_json(out / STATS_FILE, stats)
     return stats
 
@@ -245,3 +251,11 @@ def repeated_targets(sequences: pa.Table) -> dict[str, int]:
         valid += split.valid in split.train
         test += split.test in split.train or split.test == split.valid
     return {"valid": valid, "test": test}
+
+
+def untrained_test_inputs(sequences: pa.Table) -> int:
+    """How many test inputs end with a valid item that occurs nowhere in training: an ID model's most recent
+    input is then an untrained embedding. A valid input always ends with a training item (see tuning.py)."""
+    splits = [leave_one_out(sequence) for sequence in sequences["items"].to_pylist()]
+    trained = {item for split in splits for item in split.train}
+    return sum(split.valid not in trained for split in splits)

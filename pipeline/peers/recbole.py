@@ -63,12 +63,14 @@ def recbole_settings(seed: int, data: Path, config: RecBolePeerConfig, positions
     """RecBole's config for one run on the exported files in `data` (data_path/dataset_name/).
 
     Everything that makes RecBole's split ours is fixed here (see export_recbole): no
-    filters, no duplicate removal, order by the exported positions, leave-one-out.
+    filters, no duplicate removal, order by the exported positions, leave-one-out, and the
+    catalogue read from the .item file too, so an item without interactions (a tuning set's
+    items that were only a test target) is a candidate, as it is in our ranking.
     """
     return {
         "data_path": str(data.parent.resolve()), "seed": seed, "reproducibility": True, "show_progress": False,
         "use_gpu": device.type == "cuda", "gpu_id": str(device.index or 0), "checkpoint_dir": "saved",
-        "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+        "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id"]},
         "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"},
         "user_inter_num_interval": "[0,inf)", "item_inter_num_interval": "[0,inf)", "rm_dup_inter": None,
         "loss_type": "CE", "train_neg_sample_args": None,
