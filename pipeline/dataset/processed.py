@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from pipeline.artifacts import read_parquet
@@ -46,6 +47,14 @@ def leave_one_out(sequence: Sequence[int]) -> Split:
     if len(sequence) < 3:
         raise ValueError(f"leave-one-out needs at least 3 interactions, got {len(sequence)}")
     return Split(train=sequence[:-2], valid=sequence[-2], test=sequence[-1])
+
+
+def train_counts(sequences: Sequence[Sequence[int]], items: int) -> np.ndarray:
+    """(items + 1,) each item's occurrences in the users' training parts, row 0 the padding: items.parquet's train_count."""
+    counts = np.zeros(items + 1, dtype=np.int64)
+    for sequence in sequences:
+        np.add.at(counts, list(leave_one_out(sequence).train), 1)
+    return counts
 
 
 def left_pad(items: Sequence[int], length: int) -> list[int]:

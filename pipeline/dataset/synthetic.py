@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.artifacts import write_json, write_parquet
-from pipeline.dataset.processed import ITEMS, ITEMS_FILE, SEQUENCES, SEQUENCES_FILE, STATS_FILE, leave_one_out
+from pipeline.dataset.processed import ITEMS, ITEMS_FILE, SEQUENCES, SEQUENCES_FILE, STATS_FILE, train_counts
 from pipeline.errors import InputError
 from pipeline.features.store import FeatureIdentity, Manifest, items_fingerprint, shard_name, write_shard
 
@@ -82,9 +82,7 @@ def write_synthetic(out: Path, users: int = 943, items: int = 1305, length: int 
     new_idx[occurring] = np.arange(1, len(occurring) + 1)
     sequences = [new_idx[s].tolist() for s in drawn]
     items = len(occurring)
-    train_count = np.zeros(items + 1, dtype=np.int64)
-    for sequence in sequences:
-        np.add.at(train_count, list(leave_one_out(sequence).train), 1)
+    train_count = train_counts(sequences, items)
     item_idx = np.arange(1, items + 1, dtype=np.int32)
     item_table = pa.table({"item_idx": item_idx, "item_id": [f"i{i:05d}" for i in item_idx], "text": [f"item {i}" for i in item_idx],
                            "image_path": pa.nulls(items, pa.string()), "train_count": train_count[1:]}, schema=ITEMS)

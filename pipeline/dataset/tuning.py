@@ -20,11 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from pipeline.dataset.prepare import write_processed
-from pipeline.dataset.processed import SEQUENCES_FILE, leave_one_out, read_processed
+from pipeline.dataset.processed import SEQUENCES_FILE, read_processed, train_counts
 from pipeline.errors import InputError
 
 
@@ -39,10 +38,8 @@ def write_tuning_set(processed: Path, out: Path) -> dict[str, Any]:
         raise InputError(f"{processed / SEQUENCES_FILE}: user {too_short[0]!r} (and {len(too_short) - 1} more) would keep "
                          "fewer than 3 interactions, too few for leave-one-out. Prepare with "
                          "prepare.min_user_interactions >= 4.")
-    train_count = np.zeros(items.num_rows + 1, dtype=np.int64)
-    for kept in shortened:
-        np.add.at(train_count, list(leave_one_out(kept).train), 1)
-    items = items.set_column(items.schema.get_field_index("train_count"), "train_count", pa.array(train_count[1:]))
+    train_count = train_counts(shortened, items.num_rows)[1:]
+    items = items.set_column(items.schema.get_field_index("train_count"), "train_count", pa.array(train_count))
     sequences = sequences.set_column(sequences.schema.get_field_index("items"), "items",
                                      pa.array(shortened, sequences.schema.field("items").type))
     return write_processed(out, items, sequences, {"tuning_set_of": str(processed)})
