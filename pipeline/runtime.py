@@ -12,7 +12,9 @@ GPU that does not exist on the second node).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import platform
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -88,6 +90,26 @@ def native_cpu_bf16() -> bool:
     import torch
 
     return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+
+
+M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
+MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's default start; fixed, so large blocks always go back to the system
+ONEDNN_PRIMITIVE_CACHE = "128"  # per-shape bf16 kernels oneDNN keeps (its default 1024); 0 was 25% slower
+
+
+def limit_cpu_memory_growth() -> None:
+    """Keep a training process's memory flat on CPU, where bf16 autocast grew it by ~130 MB a step.
+
+    Every step has new shapes (the batch's distinct items and targets). glibc raises its
+    mmap threshold whenever a large block is freed, so later large blocks come from the
+    heap, fragment it and are never returned; oneDNN caches kernels per shape. Measured
+    on hm-sample (ODMT, d = 128, batch 128, 8 epochs, 2 cores): peak 5.0 GB without
+    either, 1.8 GB with both, at the same speed and the same losses. Settings a user exported win.
+    """
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ and platform.system() == "Linux":
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_PRIMITIVE_CACHE)
 
 
 def set_cpu_threads(threads: int) -> None:

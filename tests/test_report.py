@@ -6,7 +6,7 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from pipeline.artifacts import write_json, write_tsv
+from pipeline.artifacts import read_tsv, write_json, write_tsv
 from pipeline.errors import InputError
 from pipeline.evaluation.report import ablation_name, bolded, cell, markdown_table, report
 from stages.report import report as report_command
@@ -205,3 +205,16 @@ def test_training_time_is_printed_but_never_written_into_report_md(tmp_path):
     assert "| odmt | 3 | 2.0 | 200 | 6 |" in result.output  # epochs, seconds / epoch, sequences / s, seconds in all
     assert "sasrec |" not in result.output.split("Training time")[1]  # a run without timings has no row
     assert "Training time" not in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_run_whose_log_flags_divergence_is_named_with_its_epoch(tmp_path):
+    data = tmp_path / "hm-mini"
+    write_run(data, "odmt", recall=0.30, seed=0)
+    write_run(data, "odmt", recall=0.20, seed=1)
+    log = data / "runs" / "odmt-seed1" / "train_log.tsv"
+    rows = [row | {"diverged": int(row["epoch"] >= 2)} for row in read_tsv(log, "odmt train")]
+    write_tsv(log, rows)
+    markdown = report(data / "runs", data / "metrics", tmp_path / "reports")
+    assert "**Diverged**" in markdown and "odmt-seed1 (epoch 2)" in markdown and "odmt-seed0 (epoch" not in markdown
+    write_tsv(log, [{k: v for k, v in row.items() if k != "diverged"} for row in rows])
+    assert "Diverged" not in report(data / "runs", data / "metrics", tmp_path / "reports")

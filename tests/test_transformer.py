@@ -35,12 +35,28 @@ def test_written_out_training_attention_equals_sdpa():
         assert torch.allclose(written_out, fused, atol=1e-6)
 
 
-def test_reading_only_some_positions_computes_the_same_outputs():
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_reading_only_some_positions_computes_the_same_outputs(norm_first):
     x, allowed = padded_batch()
-    transformer = Transformer(layers=2, hidden_size=8, heads=2, dropout=0.1, layer_norm_eps=1e-6).eval()
+    transformer = Transformer(layers=2, hidden_size=8, heads=2, dropout=0.1, layer_norm_eps=1e-6, norm_first=norm_first).eval()
     full = transformer(x, allowed)
     assert torch.allclose(transformer(x, allowed, outputs=[0, 4]), full[:, [0, 4]], atol=1e-6)
     assert not torch.allclose(transformer(x[:, :3], allowed[:, :3, :3], outputs=[0]), full[:, [0]], atol=1e-3)
+
+
+def test_pre_ln_keeps_the_residual_stream_unnormalised_and_normalises_once_at_the_end():
+    x, allowed = padded_batch()
+    x = 5 * x + 3  # far from unit scale
+    pre = Transformer(layers=2, hidden_size=8, heads=2, dropout=0.0, layer_norm_eps=1e-6, norm_first=True).eval()
+    post = Transformer(layers=2, hidden_size=8, heads=2, dropout=0.0, layer_norm_eps=1e-6).eval()
+    for transformer in (pre, post):  # every sublayer adds nothing: only where the LayerNorms sit is left
+        for layer in transformer.layers:
+            for output in (layer.attention.out, layer.feed_forward[3]):
+                torch.nn.init.zeros_(output.weight), torch.nn.init.zeros_(output.bias)
+    assert torch.allclose(pre.layers[0](x, allowed), x)  # a pre-LN layer passes the stream through
+    assert not torch.allclose(post.layers[0](x, allowed), x, atol=1e-2)  # a post-LN layer normalises it
+    normalised = torch.nn.functional.layer_norm(x, (8,), eps=1e-6)
+    assert torch.allclose(pre(x, allowed), normalised, atol=1e-5) and torch.allclose(post(x, allowed), normalised, atol=1e-5)
 
 
 def test_padding_keys_are_blocked():

@@ -308,6 +308,9 @@ def report_markdown(dataset: str, layout: Layout) -> str:
                 for (name, row), key in zip(rows.items(), keys)}
         columns.append("Improv.")
     parts.append(markdown_table(rows, columns, corner="metric"))
+    if flagged := diverged_runs(runs):
+        parts.append("**Diverged** (training loss rose `train.divergence_epochs` epochs in a row; README: training "
+                     "stability): " + ", ".join(f"{name} (epoch {epoch})" for name, epoch in flagged.items()))
     branch_rows = {f"{group.name} / {b}": [group.scores(key, b) for key in keys]
                    for group in overall for b in branches(group.runs[0])}
     if branch_rows:
@@ -326,6 +329,12 @@ def report_markdown(dataset: str, layout: Layout) -> str:
     parts += ["## Figures", *(f"![training of {group.name}]({training_figure(group)})" for group in layout.groups),
               f"![test {label(keys[0])} per item-popularity group]({POPULARITY_FIGURE})"]
     return "\n\n".join(parts) + "\n"
+
+
+def diverged_runs(runs: Sequence[Run]) -> dict[str, int]:
+    """{run: the epoch its train_log.tsv first flags it diverged}; logs from before the flag count as not diverged."""
+    return {run.name: next(int(row["epoch"]) for row in run.log if row.get("diverged"))
+            for run in runs if any(row.get("diverged") for row in run.log)}
 
 
 def training_figure(group: Group) -> str:

@@ -19,6 +19,7 @@ class ModelConfig:
     imt: bool = True  # False: separate Transformers per modality ("w/o IMT")
     imt_layers: int = 2  # IMT layers; with imt off, layers of each per-modality Transformer
     imt_heads: int = 2
+    imt_norm: Literal["post", "pre"] = "post"  # the IMT's LayerNorm after each residual (authors') or before
     id_mask: bool = True  # image and text queries cannot attend to the ID key
     use_id: bool = True  # False: ID-free ODMT, image and text branches only
     id_init: Literal["mean", "text", "image", "random"] = "mean"  # ID table from raw CLS features

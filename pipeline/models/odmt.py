@@ -76,7 +76,7 @@ class IMT(nn.Module):
         if id_width is not None:
             self.projections["id"] = nn.Linear(id_width, d)
         stack = dict(layers=config.imt_layers, hidden_size=d, heads=config.imt_heads, dropout=config.dropout,
-                     layer_norm_eps=config.layer_norm_eps)
+                     layer_norm_eps=config.layer_norm_eps, norm_first=config.imt_norm == "pre")
         if config.imt:
             self.transformer = Transformer(**stack)
         else:

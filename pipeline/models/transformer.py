@@ -1,4 +1,6 @@
-"""The standard Transformer layer both IMT and SASRec stack (post-LN, FFN 4d, ReLU, dropout).
+"""The standard Transformer layer both IMT and SASRec stack (FFN 4d, ReLU, dropout), post-LN as the
+authors' code, or pre-LN (Xiong et al., 2020: the residual stream is never normalised, so
+gradients near the output stay bounded without warm-up), with a final LayerNorm.
 
 Attention is PyTorch's scaled_dot_product_attention with a boolean mask (True = may
 attend), so the IMT's ID mask and SASRec's causal/padding masks are the same mechanism.
@@ -72,10 +74,12 @@ class MultiHeadAttention(nn.Module):
 
 
 class TransformerLayer(nn.Module):
-    """x = LN(x + Attn(x)); x = LN(x + FFN(x)), as in the authors' IMT and SASRec."""
+    """Post-LN x = LN(x + Attn(x)); x = LN(x + FFN(x)), as in the authors' IMT and SASRec; or pre-LN
+    x = x + Attn(LN(x)); x = x + FFN(LN(x))."""
 
-    def __init__(self, hidden_size: int, heads: int, dropout: float, layer_norm_eps: float) -> None:
+    def __init__(self, hidden_size: int, heads: int, dropout: float, layer_norm_eps: float, norm_first: bool = False) -> None:
         super().__init__()
+        self.norm_first = norm_first
         self.attention = MultiHeadAttention(hidden_size, heads, dropout)
         self.attention_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.feed_forward = nn.Sequential(
@@ -87,21 +91,28 @@ class TransformerLayer(nn.Module):
     def forward(self, x: torch.Tensor, allowed: torch.Tensor, queries: list[int] | None = None) -> torch.Tensor:
         """x (B, L, d); allowed (B, L, L) bool: query i may attend to key j -> (B, Q, d)."""
         residual = x if queries is None else x[:, queries]
+        if self.norm_first:
+            x = residual + self.dropout(self.attention(self.attention_norm(x), allowed, queries))
+            return x + self.dropout(self.feed_forward(self.feed_forward_norm(x)))
         x = self.attention_norm(residual + self.dropout(self.attention(x, allowed, queries)))
         return self.feed_forward_norm(x + self.dropout(self.feed_forward(x)))
 
 
 class Transformer(nn.Module):
-    def __init__(self, layers: int, hidden_size: int, heads: int, dropout: float, layer_norm_eps: float) -> None:
+    def __init__(self, layers: int, hidden_size: int, heads: int, dropout: float, layer_norm_eps: float,
+                 norm_first: bool = False) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(TransformerLayer(hidden_size, heads, dropout, layer_norm_eps) for _ in range(layers))
+        self.layers = nn.ModuleList(
+            TransformerLayer(hidden_size, heads, dropout, layer_norm_eps, norm_first) for _ in range(layers)
+        )
+        self.final_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps) if norm_first else nn.Identity()
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor, outputs: list[int] | None = None) -> torch.Tensor:
         """x (B, L, d) -> (B, L, d), or (B, len(outputs), d) when only those positions are read."""
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             x = layer(x, allowed, outputs if i == last else None)
-        return x
+        return self.final_norm(x)
 
 
 def key_padding(valid: torch.Tensor) -> torch.Tensor:

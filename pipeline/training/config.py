@@ -9,6 +9,7 @@ from pipeline.runtime import Device, Precision
 
 Loss = Literal["in_batch", "full_softmax"]  # train.loss: the paper's debiased in-batch softmax, or every item
 Instances = Literal["positions", "prefixes"]  # train.instances: one row per user, or one per prefix (RecBole's)
+Decay = Literal["none", "linear", "cosine"]  # train.lr_decay: after warm-up, towards 0 at the end of train.epochs
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class TrainConfig:
     learning_rate: float = 1e-4
     weight_decay: float = 0.1  # AdamW, on all parameters
     gradient_clip: float = 5.0
+    warmup_steps: int = 0  # linear warm-up of the learning rate over this many optimiser steps
+    lr_decay: Decay = "none"
     patience: int = 5  # epochs without a better valid Recall@k before stopping
     selection_k: int = 10  # best.pt = best valid Recall@selection_k
     seed: int = 0
@@ -32,7 +35,13 @@ class TrainConfig:
     loss: Loss = "in_batch"  # the paper's in-batch softmax (eq. 5-6), or every item a candidate (RecBole's CE)
     popularity_correction: bool = True  # in_batch only: the -log pop(j) of eq. 6
     instances: Instances = "positions"  # every position of a user's sequence a target, or each prefix its own row
+    divergence_epochs: int = 3  # the CE loss rising this many epochs in a row flags the run "diverged"
 
     def __post_init__(self) -> None:
-        if min(self.epochs, self.batch_size, self.patience, self.selection_k, self.eval_users_per_batch, self.eval_items_per_batch) < 1:
-            raise ValueError("epochs, batch_size, patience, selection_k and eval_*_per_batch must be positive")
+        positive = ("epochs", "batch_size", "patience", "selection_k", "eval_users_per_batch", "eval_items_per_batch",
+                    "divergence_epochs")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} = {getattr(self, key)}: must be at least 1")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps = {self.warmup_steps}: must be 0 (no warm-up) or more")

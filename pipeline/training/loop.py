@@ -43,10 +43,11 @@ from pipeline.models.fusion import EarlyFusion, late_fusion
 from pipeline.models.id_only import IDOnly
 from pipeline.models.odmt import ODMT, ItemFeatures
 from pipeline.models.unisrec import UniSRec
-from pipeline.runtime import autocast, resolve_device, set_cpu_threads
+from pipeline.runtime import autocast, limit_cpu_memory_growth, resolve_device, set_cpu_threads
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import epoch_batches, training_sequences
 from pipeline.training.loss import Objective, target_positions
+from pipeline.training.schedule import check_schedule, diverged, learning_rate_at
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ def train(
         raise InputError(f"{out}: already holds a run. Pass --resume to continue it, or delete the folder to start over.")
     if resume and not (out / LAST).exists():
         raise InputError(f"{out / LAST}: nothing to resume. Run without --resume to start.")
+    limit_cpu_memory_growth()
     set_cpu_threads(config.cpu_threads)
     device = resolve_device(config.device)
     distributed.join(device)
@@ -152,6 +154,8 @@ def train(
     k = config.selection_k
     leader = rank == 0
     objective = Objective(config.loss, config.popularity_correction, config.global_negatives, config.instances == "prefixes")
+    steps_per_epoch = len(epoch_batches(len(train_sequences), config.batch_size, config.seed, 1, rank, world_size))
+    total_steps = check_schedule(config, steps_per_epoch)
 
     first_epoch, best, stale, rows, timings = 1, -1.0, 0, [], []
     if resume:
@@ -174,7 +178,10 @@ def train(
         start, sums = time.perf_counter(), defaultdict(float)
         torch.manual_seed(epoch_seed(config.seed, epoch, rank))
         model.train()
-        for batch in epoch_batches(len(train_sequences), config.batch_size, config.seed, epoch, rank, world_size):
+        batches = epoch_batches(len(train_sequences), config.batch_size, config.seed, epoch, rank, world_size)
+        for i, batch in enumerate(batches):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate_at((epoch - 1) * steps_per_epoch + i, total_steps, config)
             sequences_of_batch = train_sequences[batch].to(device)
             with autocast(device, config.precision, bf16_on_cpu=True):
                 loss, parts, targets = batch_loss(step, sequences_of_batch, epoch, objective)
@@ -199,6 +206,11 @@ def train(
         row = {"epoch": epoch} | {name: total / targets for name, total in totals.items()}
         row |= {f"valid_{name}": value for name, value in metrics.items()}
         rows.append(row)
+        row["diverged"] = int(diverged(rows, config.divergence_epochs))
+        if row["diverged"] and not (len(rows) > 1 and rows[-2].get("diverged")):
+            log.warning("epoch %d: the training loss (CE terms) rose %d epochs in a row: the run diverged. Lower "
+                        "train.learning_rate or raise train.warmup_steps (README: training stability)", epoch,
+                        config.divergence_epochs)
         timing = {"epoch": epoch, "sequences_per_s": trained / train_seconds, "seconds": time.perf_counter() - start}
         timings.append(timing)
         if metrics[f"recall@{k}"] > best:
