@@ -333,8 +333,8 @@ def report_markdown(dataset: str, layout: Layout) -> str:
 
 def diverged_runs(runs: Sequence[Run]) -> dict[str, int]:
     """{run: the epoch its train_log.tsv first flags it diverged}; logs from before the flag count as not diverged."""
-    return {run.name: next(int(row["epoch"]) for row in run.log if row.get("diverged"))
-            for run in runs if any(row.get("diverged") for row in run.log)}
+    first = {run.name: next((int(row["epoch"]) for row in run.log if row.get("diverged")), None) for run in runs}
+    return {name: epoch for name, epoch in first.items() if epoch is not None}
 
 
 def training_figure(group: Group) -> str:

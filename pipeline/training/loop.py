@@ -47,7 +47,7 @@ from pipeline.runtime import autocast, limit_cpu_memory_growth, resolve_device, 
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import epoch_batches, training_sequences
 from pipeline.training.loss import Objective, target_positions
-from pipeline.training.schedule import check_schedule, diverged, learning_rate_at
+from pipeline.training.schedule import already_diverged, check_schedule, diverged, learning_rate_at
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def train(
         row |= {f"valid_{name}": value for name, value in metrics.items()}
         rows.append(row)
         row["diverged"] = int(diverged(rows, config.divergence_epochs))
-        if row["diverged"] and not (len(rows) > 1 and rows[-2].get("diverged")):
+        if row["diverged"] and not already_diverged(rows[:-1]):
             log.warning("epoch %d: the training loss (CE terms) rose %d epochs in a row: the run diverged. Lower "
                         "train.learning_rate or raise train.warmup_steps (README: training stability)", epoch,
                         config.divergence_epochs)

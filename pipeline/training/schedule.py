@@ -58,4 +58,9 @@ def diverged(rows: Sequence[dict[str, float]], epochs: int) -> bool:
     A rising training loss is an optimisation failure, not overfitting (which shows on
     validation only); the flag stays once set, so train_log.tsv and `odmt report` keep it.
     """
-    return any(row.get("diverged") for row in rows[:-1]) or rising_epochs(rows) >= epochs
+    return already_diverged(rows[:-1]) or rising_epochs(rows) >= epochs
+
+
+def already_diverged(rows: Sequence[dict[str, float]]) -> bool:
+    """Whether these epochs' log flags the run: the flag is sticky, so the last row says it."""
+    return bool(rows) and bool(rows[-1].get("diverged"))
