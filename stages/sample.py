@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.dataset.synthetic import write_synthetic
+from pipeline.dataset.synthetic import FeatureShapes, write_synthetic
 from pipeline.formats.hm_subset import write_hm_subset
 from stages.common import print_counts, stage
 
@@ -38,7 +38,11 @@ def synthetic(
     genres: Annotated[int, typer.Option(help="Genres, each an ordered series of items.")] = 20,
     follow: Annotated[float, typer.Option(help="Chance the next item continues the last item's series.")] = 0.5,
     seed: Annotated[int, typer.Option(help="Random seed of the generator.")] = 0,
+    image_tokens: Annotated[int, typer.Option(help="Random image tokens per item (the paper's features: 50).")] = 2,
+    text_tokens: Annotated[int, typer.Option(help="Random text tokens per item (the paper's features: 30).")] = 2,
+    feature_dim: Annotated[int, typer.Option(help="Width of every random token (the paper's features: 384).")] = 8,
 ) -> None:
     """MovieLens-100k-sized sequences whose next item an ID model can learn: where a trainer must beat Pop."""
     with stage("sample synthetic"):
-        print_counts("synthetic", write_synthetic(out, users, items, length, genres, follow, seed))
+        shapes = FeatureShapes(image_tokens, text_tokens, feature_dim)
+        print_counts("synthetic", write_synthetic(out, users, items, length, genres, follow, seed, shapes))

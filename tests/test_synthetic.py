@@ -7,10 +7,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from pipeline.dataset import synthetic
 from pipeline.dataset.processed import leave_one_out, read_processed
-from pipeline.dataset.synthetic import write_synthetic
+from pipeline.dataset.synthetic import FeatureShapes, write_synthetic
 from pipeline.errors import InputError
 from pipeline.evaluation.ranking import Popularity, item_embeddings, rank_task, recall_at, validation_task
+from pipeline.features.store import Manifest, load_tokens
 from pipeline.training.loop import train
 from tests.model_fixtures import tiny
 from tests.test_training import QUICK
@@ -36,6 +38,19 @@ def test_synthetic_sequences_keep_the_processed_contract_and_their_structure(tmp
     write_synthetic(tmp_path / "c", users=100, items=120, length=8, genres=4, follow=0.6, seed=3)
     assert (tmp_path / "c" / "processed" / "sequences.parquet").read_bytes() == (
         tmp_path / "a" / "processed" / "sequences.parquet").read_bytes()
+
+
+def test_feature_shapes_are_written_in_shards_that_load_as_extracted_features(tmp_path, monkeypatch):
+    monkeypatch.setattr(synthetic, "SHARD_SIZE", 16)  # 40 items: three shards
+    write_synthetic(tmp_path, users=20, items=40, length=5, genres=2, shapes=FeatureShapes(3, 7, 12))
+    items, _ = read_processed(tmp_path / "processed")
+    image, no_mask = load_tokens(tmp_path / "features" / "image", items)
+    text, mask = load_tokens(tmp_path / "features" / "text", items)
+    assert no_mask is None and image.shape == (items.num_rows + 1, 3, 12) and text.shape == (items.num_rows + 1, 7, 12)
+    assert len(Manifest.read(tmp_path / "features" / "text").shards) == 3
+    assert mask[1:, 0].all() and not mask[1:].all()  # CLS always real, some titles shorter than the budget
+    assert (text[~mask] == 0).all() and (text[mask] != 0).all()
+    assert len({row.tobytes() for row in image[1:]}) == items.num_rows  # every item its own tokens, across shards
 
 
 def test_impossible_settings_are_an_error_naming_them(tmp_path):

@@ -12,11 +12,14 @@ This generator writes processed/ and features/ of a MovieLens-100k-like set (943
   probability `follow`, else is drawn from the user's taste by popularity.
 
 The features are random (a feature-based model has nothing to read in them): the set
-compares ID-only models and trainers, not modalities.
+compares ID-only models and trainers, not modalities. Their shapes are options: tiny by
+default, the paper's (50 image tokens, 30 text tokens, 384 dims) for memory and speed
+benchmarks, written in shards as `odmt extract` writes them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +31,19 @@ from pipeline.dataset.processed import ITEMS, ITEMS_FILE, SEQUENCES, SEQUENCES_F
 from pipeline.errors import InputError
 from pipeline.features.store import FeatureIdentity, Manifest, items_fingerprint, shard_name, write_shard
 
-TOKENS = {"image": 2, "text": 2}  # random feature tokens per item (of FEATURE_WIDTH), text with a real-token mask
-FEATURE_WIDTH = 8
+SHARD_SIZE = 4096  # items per random shard: a paper-sized store is written a shard at a time
+
+
+@dataclass(frozen=True)
+class FeatureShapes:
+    """Tokens per item of each modality and their width; the default is tiny, `PAPER` the paper's."""
+
+    image_tokens: int = 2
+    text_tokens: int = 2
+    width: int = 8
+
+
+PAPER = FeatureShapes(image_tokens=50, text_tokens=30, width=384)
 
 
 def synthetic_sequences(users: int, items: int, length: int, genres: int, follow: float, seed: int) -> list[list[int]]:
@@ -55,20 +69,30 @@ def synthetic_sequences(users: int, items: int, length: int, genres: int, follow
     return sequences
 
 
-def write_random_store(folder: Path, modality: str, items: pa.Table, seed: int, width: int = FEATURE_WIDTH,
-                       length: int = 4) -> None:
-    """A complete feature store of random tokens for `items`, laid out as `odmt extract` writes one."""
+def write_random_store(folder: Path, modality: str, items: pa.Table, seed: int, width: int = 8, length: int = 4) -> None:
+    """A complete feature store of random N(0, 1) tokens for `items`, laid out as `odmt extract` writes one.
+
+    Text gets a real-token mask of random length (the CLS token always real), as real
+    titles are shorter than the token budget.
+    """
     rng = np.random.default_rng(seed)
     item_idx = items["item_idx"].to_numpy()
-    tokens = rng.normal(size=(len(item_idx), length, width)).astype(np.float16)
-    mask = np.ones((len(item_idx), length), dtype=bool) if modality == "text" else None
-    write_shard(folder / shard_name(0), item_idx, tokens, mask)
-    identity = FeatureIdentity(modality, "random", "none", items_fingerprint(items), width, length, "none", {}, len(item_idx))
-    Manifest(identity, [{"file": shard_name(0), "items": len(item_idx)}], complete=True).write(folder)
+    shards = []
+    for index, start in enumerate(range(0, len(item_idx), SHARD_SIZE)):
+        chunk = item_idx[start:start + SHARD_SIZE]
+        tokens = rng.standard_normal(size=(len(chunk), length, width), dtype=np.float32)
+        mask = None
+        if modality == "text":
+            mask = np.arange(length) < rng.integers(1, length + 1, size=len(chunk))[:, None]
+            tokens[~mask] = 0
+        write_shard(folder / shard_name(index), chunk, tokens, mask)
+        shards.append({"file": shard_name(index), "items": len(chunk)})
+    identity = FeatureIdentity(modality, "random", "none", items_fingerprint(items), width, length, "none", {}, SHARD_SIZE)
+    Manifest(identity, shards, complete=True).write(folder)
 
 
 def write_synthetic(out: Path, users: int = 943, items: int = 1305, length: int = 15, genres: int = 20,
-                    follow: float = 0.5, seed: int = 0) -> dict[str, Any]:
+                    follow: float = 0.5, seed: int = 0, shapes: FeatureShapes = FeatureShapes()) -> dict[str, Any]:
     """Write out/processed (the processed contract) and out/features (random stores); return the stats.
 
     Items never drawn are dropped, as prepare drops items that no longer occur.
@@ -95,6 +119,7 @@ def write_synthetic(out: Path, users: int = 943, items: int = 1305, length: int 
              "density": users * length / (users * items),
              "generator": {"genres": genres, "follow": follow, "seed": seed}}
     write_json(processed / STATS_FILE, stats)
-    for offset, modality in enumerate(TOKENS):
-        write_random_store(out / "features" / modality, modality, item_table, seed + offset, length=TOKENS[modality])
+    tokens = {"image": shapes.image_tokens, "text": shapes.text_tokens}
+    for offset, modality in enumerate(tokens):
+        write_random_store(out / "features" / modality, modality, item_table, seed + offset, shapes.width, tokens[modality])
     return stats
