@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pipeline.models.odmt import ODMT, ItemFeatures, initial_id_table
+from pipeline.models.odmt import ODMT, ItemFeatures, initial_id_table, standardized
 from tests.model_fixtures import random_features, tiny
 
 
@@ -32,7 +32,7 @@ def test_imt_mixes_modalities_and_separate_transformers_do_not():
         features = random_features(10)
         model = ODMT(tiny(imt=imt), features)
         before = item_outputs(model, items)
-        features.text.add_(1.0)
+        model.features.text.add_(1.0)
         assert torch.allclose(before["image"], item_outputs(model, items)["image"], atol=1e-6) is not text_reaches_image
 
 
@@ -55,6 +55,29 @@ def test_id_table_initialisation():
     wider = random_features(6)
     wider.image = torch.randn(7, 5, 12).half()  # d_v != d_t: the paper falls back to one modality
     assert torch.allclose(initial_id_table(wider, "mean")[1:], wider.text[1:, 0].float())
+
+
+def test_standardised_features_have_unit_statistics_over_real_tokens_in_any_chunking():
+    features = random_features(30, width=6)
+    features.text = (features.text.float() * 3 + 5).half() * features.text_mask.unsqueeze(2)
+    whole = standardized(features.text, features.text_mask)
+    assert torch.equal(whole, standardized(features.text, features.text_mask, chunk=7))
+    real = whole[1:][features.text_mask[1:]].float()
+    assert real.mean(dim=0).abs().max() < 1e-2 and (real.std(dim=0, unbiased=False) - 1).abs().max() < 1e-2
+    assert (whole[~features.text_mask] == 0).all() and (whole[0] == 0).all()
+
+
+def test_a_mean_every_item_shares_does_not_reach_the_model_unless_standardisation_is_off():
+    """The shared part of frozen features is what diverged training (README): standardised, ODMT never sees it."""
+    items = torch.arange(1, 9)
+    for standardize, unchanged in ((True, True), (False, False)):
+        outputs = []
+        for offset in (0.0, 4.0):
+            features = random_features(10)
+            features.image[1:] += offset * torch.linspace(-1, 1, features.image.shape[2]).half()
+            torch.manual_seed(0)
+            outputs.append(item_outputs(ODMT(tiny(standardize_features=standardize), features), items))
+        assert all(torch.allclose(outputs[0][b], outputs[1][b], atol=2e-3) for b in outputs[0]) is unchanged
 
 
 def test_deduplicated_and_naive_encoding_give_identical_losses():
@@ -108,8 +131,8 @@ def test_trailing_text_padding_does_not_change_item_outputs():
         torch.cat([features.text_mask, torch.zeros(len(features.text), 4, dtype=torch.bool)], dim=1),
         features.popularity,
     )
-    model.features = wider
-    after = item_outputs(model, items)
+    torch.manual_seed(0)  # the same weights; the padding columns leave the standardisation's statistics alone
+    after = item_outputs(ODMT(tiny(), wider), items)
     assert all(torch.allclose(before[b], after[b], atol=1e-6) for b in before)
 
 

@@ -1,8 +1,8 @@
 """ODMT: Online Distillation-enhanced Multi-modal Transformer (Ji et al., ACM MM 2023).
 
 Read top to bottom as the paper's section 3:
-  3.2  ItemFeatures (eq. 1, precomputed by `odmt extract`), IMT (eq. 2), ItemHead (eq. 3),
-       and the ID table's initialisation from the raw CLS features;
+  3.2  ItemFeatures (eq. 1, precomputed by `odmt extract`, standardised per dimension), IMT
+       (eq. 2), ItemHead (eq. 3), and the ID table's initialisation from the CLS features;
   3.3  one user encoder per branch (eq. 4): SASRec, or GRU4Rec / NextItNet (Figure 5);
   3.4/3.5  the debiased in-batch loss and online distillation (pipeline/training/loss.py).
 Branches are "image" (v), "text" (t) and "id".
@@ -50,6 +50,33 @@ class ItemFeatures:
     @property
     def items(self) -> int:
         return len(self.image) - 1
+
+
+def standardized(tokens: torch.Tensor, mask: torch.Tensor | None, chunk: int = 4096) -> torch.Tensor:
+    """Each feature dimension centred and scaled to unit variance over the catalogue's real tokens; padding stays 0.
+
+    A frozen encoder's tokens share a large mean (hm-sample's image CLS: norm 44, of
+    which 24 is the catalogue's mean). The softmax cannot see a part every item shares,
+    so nothing holds it back: it grew until bf16 logits could no longer resolve one
+    item from another, and training diverged (README: training stability). This affine
+    map can be folded into the projection W^m E^m + b^m, so the model is the paper's;
+    only its starting point and conditioning change. Statistics in float64, in chunks
+    of items, so a paper-sized catalogue is never copied to float32 at once.
+    """
+    real = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device) if mask is None else mask.clone()
+    real[0] = False  # the padding item
+    total = torch.zeros(tokens.shape[2], dtype=torch.float64, device=tokens.device)
+    squares, count = torch.zeros_like(total), real.sum()
+    for start in range(0, len(tokens), chunk):
+        values = tokens[start:start + chunk][real[start:start + chunk]].double()
+        total, squares = total + values.sum(dim=0), squares + values.square().sum(dim=0)
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(0).sqrt().clamp_min(1e-3)  # a constant dimension becomes 0
+    out = torch.empty_like(tokens)
+    for start in range(0, len(tokens), chunk):
+        part = (tokens[start:start + chunk].float() - mean.float()) / std.float()
+        out[start:start + chunk] = part * real[start:start + chunk].unsqueeze(2)
+    return out
 
 
 class ItemHead(nn.Sequential):
@@ -193,6 +220,9 @@ class ODMT(nn.Module):
 
     def __init__(self, config: ModelConfig, features: ItemFeatures) -> None:
         super().__init__()
+        if config.standardize_features:
+            features = ItemFeatures(standardized(features.image, None), standardized(features.text, features.text_mask),
+                                    features.text_mask, features.popularity)
         self.config, self.features = config, features
         self.branches = ("image", "text", "id") if config.use_id else ("image", "text")
         id_table = initial_id_table(features, config.id_init) if config.use_id else None
@@ -202,6 +232,12 @@ class ODMT(nn.Module):
             config, features.image.shape[2], features.text.shape[2], None if id_table is None else id_table.shape[1]
         )
         self.user_encoders = nn.ModuleDict({branch: user_encoder(config) for branch in self.branches})
+
+    @property
+    def rampup_epochs(self) -> int:
+        """Epochs until the distillation weight reaches 1 (eq. 9's ramp-up): the objective changes until then,
+        so early stopping waits for them (pipeline/training/loop.py)."""
+        return int(self.config.alpha) if self.config.distillation and self.config.alpha >= 1 else 0
 
     @property
     def dtype(self) -> torch.dtype:

@@ -171,8 +171,9 @@ def train(
         write_json(out / CONFIG, {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(config),
                                   "processed": str(processed), "features": str(features), "world_size": world_size})
 
+    rampup_epochs = getattr(model, "rampup_epochs", 0)  # a distillation ramp-up: no early stop before it ends
     for epoch in range(first_epoch, config.epochs + 1):
-        if stale >= config.patience:
+        if stale >= config.patience and epoch > rampup_epochs:
             log.info("early stop: valid Recall@%d did not improve for %d epochs", k, stale)
             break
         start, sums = time.perf_counter(), defaultdict(float)
