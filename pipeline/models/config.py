@@ -23,7 +23,7 @@ class ModelConfig:
     id_mask: bool = True  # image and text queries cannot attend to the ID key
     use_id: bool = True  # False: ID-free ODMT, image and text branches only
     standardize_features: bool = True  # ODMT: centre and scale every feature dimension over the catalogue first
-    id_init: Literal["mean", "text", "image", "random"] = "mean"  # ID table from raw CLS features
+    id_init: Literal["mean", "text", "image", "random"] = "mean"  # ID table from the CLS features (standardised when standardize_features)
     user_encoder: Literal["sasrec", "gru4rec", "nextitnet"] = "sasrec"  # ODMT: each branch's backbone (Figure 5)
     user_layers: int = 2  # SASRec: Transformer layers; GRU4Rec: GRU layers; NextItNet: repeats of user_dilations
     user_heads: int = 2  # SASRec only

@@ -51,6 +51,11 @@ class ItemFeatures:
     def items(self) -> int:
         return len(self.image) - 1
 
+    def standardized(self) -> ItemFeatures:
+        """The same features with each token dimension centred and scaled over the catalogue (see `standardized`)."""
+        return ItemFeatures(standardized(self.image, None), standardized(self.text, self.text_mask),
+                            self.text_mask, self.popularity)
+
 
 def standardized(tokens: torch.Tensor, mask: torch.Tensor | None, chunk: int = 4096) -> torch.Tensor:
     """Each feature dimension centred and scaled to unit variance over the catalogue's real tokens; padding stays 0.
@@ -67,15 +72,15 @@ def standardized(tokens: torch.Tensor, mask: torch.Tensor | None, chunk: int = 4
     real[0] = False  # the padding item
     total = torch.zeros(tokens.shape[2], dtype=torch.float64, device=tokens.device)
     squares, count = torch.zeros_like(total), real.sum()
-    for start in range(0, len(tokens), chunk):
-        values = tokens[start:start + chunk][real[start:start + chunk]].double()
+    chunks = [slice(start, start + chunk) for start in range(0, len(tokens), chunk)]
+    for part in chunks:
+        values = tokens[part][real[part]].double()
         total, squares = total + values.sum(dim=0), squares + values.square().sum(dim=0)
     mean = total / count
     std = (squares / count - mean.square()).clamp_min(0).sqrt().clamp_min(1e-3)  # a constant dimension becomes 0
     out = torch.empty_like(tokens)
-    for start in range(0, len(tokens), chunk):
-        part = (tokens[start:start + chunk].float() - mean.float()) / std.float()
-        out[start:start + chunk] = part * real[start:start + chunk].unsqueeze(2)
+    for part in chunks:
+        out[part] = (tokens[part].float() - mean.float()) / std.float() * real[part].unsqueeze(2)
     return out
 
 
@@ -221,8 +226,7 @@ class ODMT(nn.Module):
     def __init__(self, config: ModelConfig, features: ItemFeatures) -> None:
         super().__init__()
         if config.standardize_features:
-            features = ItemFeatures(standardized(features.image, None), standardized(features.text, features.text_mask),
-                                    features.text_mask, features.popularity)
+            features = features.standardized()
         self.config, self.features = config, features
         self.branches = ("image", "text", "id") if config.use_id else ("image", "text")
         id_table = initial_id_table(features, config.id_init) if config.use_id else None
