@@ -218,3 +218,29 @@ def test_a_run_whose_log_flags_divergence_is_named_with_its_epoch(tmp_path):
     assert "**Diverged**" in markdown and "odmt-seed1 (epoch 2)" in markdown and "odmt-seed0 (epoch" not in markdown
     write_tsv(log, [{k: v for k, v in row.items() if k != "diverged"} for row in rows])
     assert "Diverged" not in report(data / "runs", data / "metrics", tmp_path / "reports")
+
+
+def test_every_seed_is_held_to_the_stability_bar(tmp_path):
+    for seed, recall in enumerate((0.30, 0.32, 0.31)):
+        write_run(tmp_path, "odmt", recall, seed=seed)
+    for seed, recall in enumerate((0.10, 0.20, 0.15)):
+        write_run(tmp_path, "sasrec", recall, {"name": "sasrec"}, branches=False, seed=seed)
+        write_run(tmp_path, "unisrec", recall + 0.1, {"name": "unisrec"}, branches=False, seed=seed)
+    rows = table(report(tmp_path / "runs", tmp_path / "metrics", tmp_path / "out"), "Training stability")
+    assert rows[2:] == [["sasrec", "3", "0.1000", "0.1500 ± 0.0500", "+0.0%"],
+                        ["unisrec", "3", "0.2000", "0.2500 ± 0.0500", "+0.0%"],
+                        ["odmt", "3", "0.3000", "0.3100 ± 0.0100", "+0.0%"]]
+    markdown = report(tmp_path / "runs", tmp_path / "metrics", tmp_path / "out")
+    assert "within 5% of its minimum: **yes**" in markdown
+    assert "best baseline's mean (unisrec, 0.2500): **yes** (worst seed 0.3000)" in markdown
+    assert "at most 1.5x SASRec's: **yes** (0.0100 against 0.0500)" in markdown
+
+    write_run(tmp_path, "odmt", 0.14, seed=1)  # one seed far below UniSRec's mean, whose loss ends 10% above its minimum
+    log = tmp_path / "runs" / "odmt-seed1" / "train_log.tsv"
+    rows = read_tsv(log, "odmt train")
+    rows[-1] |= {k: v * 1.1 for k, v in rows[1].items() if k.startswith("ce_")}  # epoch 3: 10% above epoch 2
+    write_tsv(log, rows)
+    markdown = report(tmp_path / "runs", tmp_path / "metrics", tmp_path / "out")
+    assert "within 5% of its minimum: **no** (largest: odmt-seed1, +10.0%)" in markdown
+    assert "best baseline's mean (unisrec, 0.2500): **no** (worst seed 0.1400)" in markdown
+    assert "at most 1.5x SASRec's: **no** (0.0954 against 0.0500)" in markdown

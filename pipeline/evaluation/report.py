@@ -5,8 +5,9 @@ metrics/<run>/metrics.json and popularity_groups.tsv (odmt evaluate). Runs whose
 only in train.seed form one group, reported as mean +- sample std over its seeds. The groups are
 placed by how their config differs from the reference ODMT (per parameter, the value most groups
 share): no run needs a naming convention. Writes to `out`:
-  report.md               Table 2 (Pop, ODMT, the baselines and "Improv."), each branch alone, Figure 5
-                          (backbones), Table 3 (ablations) and Table 4 (T and alpha), when the runs hold them
+  report.md               Table 2 (Pop, ODMT, the baselines and "Improv."), every seed against the stability
+                          bar, each branch alone, Figure 5 (backbones), Table 3 (ablations) and Table 4
+                          (T and alpha), when the runs hold them
   training_<group>.png    loss parts and valid Recall per epoch of the group's first run
   popularity_groups.png   test Recall per item-popularity group, one bar per Table 2 group (Figure 4)
 """
@@ -28,6 +29,7 @@ from pipeline.errors import InputError
 from pipeline.evaluation.config import POPULARITY_RANKING
 from pipeline.models.config import ModelConfig
 from pipeline.training.config import TrainConfig
+from pipeline.training.schedule import loss_rise
 
 REPORT, POPULARITY_FIGURE = "report.md", "popularity_groups.png"
 LABELS = {"recall": "Recall", "ndcg": "NDCG"}
@@ -40,6 +42,8 @@ BACKBONES = ("sasrec", "gru4rec", "nextitnet")  # Figure 5: ODMT's user encoder 
 ABLATIONS = {f"model.{key}" for key in ("id_mask", "imt", "imt_layers", "distillation", "id_init", "use_id")}
 SWEPT = {"model.temperature": "T", "model.alpha": "alpha"}  # Table 4
 NO_DISTILLATION = {"model.distillation": False}  # Table 4's "None": distillation weight 0
+LOSS_RISE_BAR = 0.05  # the stability bar: no seed's supervised loss ends more than 5% above its minimum
+STD_RATIO_BAR = 1.5  # ... and ODMT's std across seeds at most 1.5x SASRec's (README: training stability)
 
 
 @dataclass(frozen=True)
@@ -311,6 +315,8 @@ def report_markdown(dataset: str, layout: Layout) -> str:
     if flagged := diverged_runs(runs):
         parts.append("**Diverged** (training loss rose `train.divergence_epochs` epochs in a row; README: training "
                      "stability): " + ", ".join(f"{name} (epoch {epoch})" for name, epoch in flagged.items()))
+    if layout.odmt in overall:
+        parts += ["## Training stability (every seed; ensemble, test)", stability(layout.odmt, baselines, keys[0])]
     branch_rows = {f"{group.name} / {b}": [group.scores(key, b) for key in keys]
                    for group in overall for b in branches(group.runs[0])}
     if branch_rows:
@@ -335,6 +341,33 @@ def diverged_runs(runs: Sequence[Run]) -> dict[str, int]:
     """{run: the epoch its train_log.tsv first flags it diverged}; logs from before the flag count as not diverged."""
     first = {run.name: next((int(row["epoch"]) for row in run.log if row.get("diverged")), None) for run in runs}
     return {name: epoch for name, epoch in first.items() if epoch is not None}
+
+
+def stability(odmt: Group, baselines: list[Group], key: str) -> str:
+    """Every seed of Table 2 against the stability bar: each training loss ends near its minimum, every
+    ODMT seed beats the best baseline's mean, and ODMT varies across seeds at most STD_RATIO_BAR x SASRec."""
+    groups = [group for group in (*baselines, odmt) if group.scores(key)]
+    rows = {group.name: [str(len(group.runs)), f"{min(group.scores(key)):.4f}", cell(group.scores(key)),
+                         f"{max(loss_rise(run.log) for run in group.runs):+.1%}"] for group in groups}
+    columns = ["seeds", f"worst seed's {label(key)}", label(key), "training loss: end above its minimum (worst seed)"]
+    rise, worst_run = max((loss_rise(run.log), run.name) for group in groups for run in group.runs)
+    checks = [f"- Every training loss ends within {LOSS_RISE_BAR:.0%} of its minimum: "
+              f"{verdict(rise <= LOSS_RISE_BAR)} (largest: {worst_run}, {rise:+.1%})."]
+    if odmt.scores(key) and (rivals := [group for group in groups if group is not odmt]):
+        best = max(rivals, key=lambda group: statistics.mean(group.scores(key)))
+        mean, worst = statistics.mean(best.scores(key)), min(odmt.scores(key))
+        checks.append(f"- Every ODMT seed above the best baseline's mean ({best.name}, {mean:.4f}): "
+                      f"{verdict(worst > mean)} (worst seed {worst:.4f}).")
+    sasrec = next((group for group in groups if group.model_name == "sasrec" and len(group.scores(key)) > 1), None)
+    if sasrec and len(odmt.scores(key)) > 1:
+        ours, theirs = statistics.stdev(odmt.scores(key)), statistics.stdev(sasrec.scores(key))
+        checks.append(f"- ODMT's std at most {STD_RATIO_BAR:g}x SASRec's: {verdict(ours <= STD_RATIO_BAR * theirs)} "
+                      f"({ours:.4f} against {theirs:.4f}).")
+    return markdown_table(rows, columns, corner="group") + "\n\n" + "\n".join(checks)
+
+
+def verdict(passed: bool) -> str:
+    return "**yes**" if passed else "**no**"
 
 
 def training_figure(group: Group) -> str:

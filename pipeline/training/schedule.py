@@ -43,6 +43,15 @@ def supervised_loss(row: dict[str, float]) -> float:
     return sum(value for name, value in row.items() if name.startswith("ce_"))
 
 
+def loss_rise(rows: Sequence[dict[str, float]]) -> float:
+    """How far the supervised loss ends above its lowest epoch, relative (0: it ends at its minimum).
+
+    A converged run ends near 0; a diverged one far above (the stability bar: README).
+    """
+    losses = [supervised_loss(row) for row in rows]
+    return losses[-1] / min(losses) - 1
+
+
 def rising_epochs(rows: Sequence[dict[str, float]]) -> int:
     """How many epochs in a row, up to the last, the supervised loss has risen."""
     losses = [supervised_loss(row) for row in rows]
