@@ -1,6 +1,6 @@
 """Where and how tensors run: device, mixed precision, CPU threads, this process's rank. Shared by every torch stage.
 
-torch is imported inside the functions so that configs can name `Device` and `Precision`
+torch is imported inside the functions so that configs can name `Device`, `Precision` and `FeatureStorage`
 without loading it.
 
 torchrun (or any launcher following its contract) sets RANK, WORLD_SIZE, LOCAL_RANK and
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+# Where the frozen item features live: read per batch from the HDF5 shards (bounded memory), or loaded whole onto
+# the device (a GPU steps faster than the shards are read); auto: memory on CUDA, shards on CPU.
+FeatureStorage = Literal["auto", "memory", "shards"]
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,13 @@
 import h5py
 import numpy as np
 import pytest
+import torch
 
+from pipeline.dataset import synthetic
+from pipeline.dataset.processed import read_processed
+from pipeline.dataset.synthetic import FeatureShapes, write_synthetic
 from pipeline.errors import InputError
-from pipeline.features.store import FeatureIdentity, Manifest, read_shard, write_shard
+from pipeline.features.store import FeatureIdentity, Manifest, ShardedTokens, load_tokens, read_shard, write_shard
 
 
 def identity(**changes) -> FeatureIdentity:
@@ -46,3 +50,19 @@ def test_manifest_round_trip_and_differences(tmp_path):
     (tmp_path / "manifest.json").write_text("{}")
     with pytest.raises(InputError, match="not a feature manifest"):
         Manifest.read(tmp_path)
+
+
+def test_sharded_tokens_read_exactly_the_rows_a_loaded_store_has(tmp_path, monkeypatch):
+    monkeypatch.setattr(synthetic, "SHARD_SIZE", 16)  # 40 items in three shards
+    write_synthetic(tmp_path, users=20, items=40, length=5, genres=2, shapes=FeatureShapes(3, 7, 12))
+    items, _ = read_processed(tmp_path / "processed")
+    loaded, mask = load_tokens(tmp_path / "features" / "text", items)
+    store = ShardedTokens(tmp_path / "features" / "text", items)
+    loaded = torch.from_numpy(loaded)
+    last = items.num_rows
+    batch = torch.tensor([[0, 17, 3, 17], [last, 1, 0, 16]])  # padding, repeats, every shard, any order
+    assert len(store) == len(loaded) == items.num_rows + 1 and store.shape == tuple(loaded.shape)
+    assert torch.equal(store[batch], loaded[batch])
+    assert torch.equal(store[batch, 0], loaded[batch, 0]) and torch.equal(store[batch, :4], loaded[batch, :4])
+    assert torch.equal(store.load(), loaded) and torch.equal(store.mask, torch.from_numpy(mask))
+    assert (store[torch.tensor([0])] == 0).all()

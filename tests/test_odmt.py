@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pipeline.models.odmt import ODMT, ItemFeatures, initial_id_table, standardized
+from pipeline.models.odmt import ODMT, ItemFeatures, Standardized, initial_id_table
 from tests.model_fixtures import random_features, tiny
 
 
@@ -32,7 +32,7 @@ def test_imt_mixes_modalities_and_separate_transformers_do_not():
         features = random_features(10)
         model = ODMT(tiny(imt=imt), features)
         before = item_outputs(model, items)
-        model.features.text.add_(1.0)
+        features.text.add_(1.0)  # the raw tokens the model reads (standardised as they are read)
         assert torch.allclose(before["image"], item_outputs(model, items)["image"], atol=1e-6) is not text_reaches_image
 
 
@@ -60,8 +60,9 @@ def test_id_table_initialisation():
 def test_standardised_features_have_unit_statistics_over_real_tokens_in_any_chunking():
     features = random_features(30, width=6)
     features.text = (features.text.float() * 3 + 5).half() * features.text_mask.unsqueeze(2)
-    whole = standardized(features.text, features.text_mask)
-    assert torch.equal(whole, standardized(features.text, features.text_mask, chunk=7))
+    every_item = torch.arange(31)
+    whole = Standardized(features.text, features.text_mask)[every_item]
+    assert torch.equal(whole, Standardized(features.text, features.text_mask, chunk=7)[every_item])
     real = whole[1:][features.text_mask[1:]].float()
     assert real.mean(dim=0).abs().max() < 1e-2 and (real.std(dim=0, unbiased=False) - 1).abs().max() < 1e-2
     assert (whole[~features.text_mask] == 0).all() and (whole[0] == 0).all()

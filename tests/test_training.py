@@ -79,6 +79,15 @@ def test_two_runs_on_the_same_inputs_write_the_same_bytes(tmp_path, data):
     assert "seconds" not in read_log(tmp_path / "first")[0]
 
 
+def test_features_read_from_the_shards_train_the_same_weights_as_features_in_memory(tmp_path, data):
+    processed, features = data
+    for storage in ("shards", "memory"):
+        train(processed, features, tmp_path / storage, tiny(), replace(QUICK, epochs=2, item_features=storage))
+    assert read_log(tmp_path / "shards") == read_log(tmp_path / "memory")
+    weights = [torch.load(tmp_path / s / "last.pt", weights_only=False)["model_state"] for s in ("shards", "memory")]
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+
+
 def test_runs_are_not_overwritten_and_resume_needs_a_run(tmp_path, data):
     processed, features = data
     train(processed, features, tmp_path / "run", tiny(), replace(QUICK, epochs=1))

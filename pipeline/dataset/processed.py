@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.artifacts import read_parquet
 
@@ -49,12 +50,20 @@ def leave_one_out(sequence: Sequence[int]) -> Split:
     return Split(train=sequence[:-2], valid=sequence[-2], test=sequence[-1])
 
 
-def train_counts(sequences: Sequence[Sequence[int]], items: int) -> np.ndarray:
-    """(items + 1,) each item's occurrences in the users' training parts, row 0 the padding: items.parquet's train_count."""
-    counts = np.zeros(items + 1, dtype=np.int64)
-    for sequence in sequences:
-        np.add.at(counts, list(leave_one_out(sequence).train), 1)
-    return counts
+def train_counts(sequences: Sequence[Sequence[int]] | pa.ChunkedArray, items: int) -> np.ndarray:
+    """(items + 1,) each item's occurrences in the users' training parts, row 0 the padding: items.parquet's train_count.
+
+    One bincount over the flattened sequences (all but each one's last two items), not a
+    loop per user: the full H&M download has over a million of them.
+    """
+    lists = sequences if isinstance(sequences, pa.ChunkedArray) else pa.chunked_array([pa.array(sequences, pa.list_(pa.int64()))])
+    lists = lists.combine_chunks()
+    lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
+    if (lengths < 3).any():
+        raise ValueError(f"leave-one-out needs at least 3 interactions, got {int(lengths.min())}")
+    flat = pc.list_flatten(lists).to_numpy(zero_copy_only=False)
+    from_end = np.repeat(np.cumsum(lengths), lengths) - np.arange(len(flat))  # 1 for each sequence's last item
+    return np.bincount(flat[from_end > 2], minlength=items + 1).astype(np.int64)
 
 
 def left_pad(items: Sequence[int], length: int) -> list[int]:

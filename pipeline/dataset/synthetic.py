@@ -27,9 +27,10 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.artifacts import write_json, write_parquet
+from pipeline.capacity import require_disk
 from pipeline.dataset.processed import ITEMS, ITEMS_FILE, SEQUENCES, SEQUENCES_FILE, STATS_FILE, train_counts
 from pipeline.errors import InputError
-from pipeline.features.store import FeatureIdentity, Manifest, items_fingerprint, shard_name, write_shard
+from pipeline.features.store import TOKEN_DTYPE, FeatureIdentity, Manifest, items_fingerprint, shard_name, write_shard
 
 SHARD_SIZE = 4096  # items per random shard: a paper-sized store is written a shard at a time
 
@@ -45,11 +46,18 @@ class FeatureShapes:
 
 
 def synthetic_sequences(users: int, items: int, length: int, genres: int, follow: float, seed: int) -> list[list[int]]:
-    """Each user's items (1..items, oldest first, no repeats), drawn as the module docstring says."""
+    """Each user's items (1..items, oldest first, no repeats), drawn as the module docstring says.
+
+    A draw picks its genre from the genres' masses, then the item inside that genre only:
+    a step costs a genre's items, not the catalogue's (61k items x 50k users x 15 steps
+    would be 46 billion operations). It consumes the random stream as `rng.choice` over
+    the whole catalogue did, one uniform per draw, so a seed gives the same sequences.
+    """
     rng = np.random.default_rng(seed)
     genre = np.sort(rng.integers(genres, size=items))  # item i + 1 is in genre[i]; a genre's items are its series
-    rank_in_genre = np.concatenate([np.arange((genre == g).sum()) for g in range(genres)])
-    weight = 1.0 / (1.0 + rank_in_genre)  # Zipf within each genre
+    starts = np.searchsorted(genre, np.arange(genres + 1))  # genre g's items are starts[g]:starts[g + 1]
+    weight = 1.0 / (1.0 + np.arange(items) - starts[genre])  # Zipf within each genre
+    genre_weight = np.array([weight[starts[g]:starts[g + 1]].sum() for g in range(genres)])
     sequences = []
     for _ in range(users):
         taste = rng.dirichlet(np.full(genres, 0.2)) + 1e-3  # every genre stays possible
@@ -60,11 +68,25 @@ def synthetic_sequences(users: int, items: int, length: int, genres: int, follow
             if series_goes_on and rng.random() < follow:
                 sequence.append(last + 2)
                 continue
-            p = taste[genre] * weight
-            p[[i - 1 for i in sequence]] = 0
-            sequence.append(int(rng.choice(items, p=p / p.sum())) + 1)
+            sequence.append(draw(rng.random(), taste, genre, starts, weight, genre_weight, sequence) + 1)
         sequences.append(sequence)
     return sequences
+
+
+def draw(uniform: float, taste: np.ndarray, genre: np.ndarray, starts: np.ndarray, weight: np.ndarray,
+         genre_weight: np.ndarray, drawn: list[int]) -> int:
+    """The item (0-based) at `uniform` of the distribution taste[genre] x weight with the `drawn` items (1-based) removed."""
+    taken = np.asarray(drawn, dtype=np.int64) - 1
+    mass = taste * genre_weight
+    np.subtract.at(mass, genre[taken], taste[genre[taken]] * weight[taken])
+    cumulative = np.cumsum(mass.clip(min=0))
+    target = uniform * cumulative[-1]
+    g = min(int(np.searchsorted(cumulative, target, side="right")), len(mass) - 1)
+    inside = taste[g] * weight[starts[g]:starts[g + 1]]
+    inside[taken[genre[taken] == g] - starts[g]] = 0
+    remaining = max(target - (cumulative[g - 1] if g else 0.0), 0.0)
+    position = min(int(np.searchsorted(np.cumsum(inside), remaining, side="right")), int(np.flatnonzero(inside)[-1]))
+    return int(starts[g]) + position
 
 
 def write_random_store(folder: Path, modality: str, items: pa.Table, seed: int, width: int = 8, length: int = 4) -> None:
@@ -98,6 +120,9 @@ def write_synthetic(out: Path, users: int = 943, items: int = 1305, length: int 
     if length < 3 or items < length or users < 1 or genres < 1 or not 0 <= follow <= 1:
         raise InputError(f"synthetic set: users {users}, items {items}, length {length}, genres {genres}, follow {follow}; "
                          "need users >= 1, length >= 3 (leave-one-out), items >= length, genres >= 1, 0 <= follow <= 1")
+    token_bytes = items * (shapes.image_tokens + shapes.text_tokens) * shapes.width * np.dtype(TOKEN_DTYPE).itemsize
+    require_disk(out, token_bytes, f"{out}: the random feature store of {items} items",
+                 "--items, --image-tokens, --text-tokens or --feature-dim")
     drawn = synthetic_sequences(users, items, length, genres, follow, seed)
     occurring = np.unique(np.concatenate(drawn))  # the processed contract: every item occurs, 1..N in id order
     new_idx = np.zeros(items + 1, dtype=np.int64)

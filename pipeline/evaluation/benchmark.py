@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from pipeline.capacity import require_memory
 from pipeline.evaluation.config import EvaluateConfig
 from pipeline.evaluation.ranking import RankingTask, inference_model, item_embeddings, rank_task, scorers
 from pipeline.models.config import ModelConfig
@@ -48,6 +49,10 @@ def benchmark_evaluate(
     """One row per catalogue size: an untrained `model.name` (speed does not depend on training) ranks `users` users."""
     set_cpu_threads(config.cpu_threads)
     device = resolve_device(config.device)
+    scores = config.users_per_batch * config.items_per_batch * 4 * 4  # fp32 scores of every branch and their mean
+    for items in item_counts:
+        features = (items + 1) * (image_tokens + text_tokens) * width * 2  # float16 tokens, held in memory
+        require_memory(features + scores, f"bench evaluate at {items} items", "--items (or the users/items per batch)")
     rows = []
     for items in item_counts:
         generator = torch.Generator().manual_seed(seed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.runtime import Device, Precision
+from pipeline.runtime import Device, FeatureStorage, Precision
 
 POPULARITY_RANKING = "popularity"  # the popularity baseline's scorer name in metrics.json and ranks.parquet
 
@@ -22,6 +22,7 @@ class EvaluateConfig:
     device: Device = "auto"
     precision: Precision = "auto"  # as train.precision, as a whole-model bf16/fp16 copy; scores always fp32
     cpu_threads: int = 0  # 0: one per core
+    item_features: FeatureStorage = "auto"  # as train.item_features
 
     def __post_init__(self) -> None:
         if not self.ks or min(self.ks) < 1:

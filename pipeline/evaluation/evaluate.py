@@ -75,7 +75,7 @@ def evaluate(run: Path, processed: Path, features: Path, out: Path, config: Eval
             f"evaluate.ks: k = {max(config.ks)} is larger than the {items_table.num_rows} items of {processed}. "
             "Lower it in params.yaml (or -S evaluate.ks=[10])."
         )
-    model, epoch = load_run(run, processed, features, device)
+    model, epoch = load_run(run, processed, features, device, config.item_features)
     model = inference_model(model, config.precision)
     items = item_embeddings(model)
     by = scorers(model.branches, config.each_branch)

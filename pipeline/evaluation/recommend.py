@@ -66,7 +66,7 @@ def recommend(
         raise InputError(f"--k {k}: must be between 1 and the {items_table.num_rows} items of {processed}.")
     item_ids = items_table["item_id"].to_pylist()
     users, histories = histories_for(sequences, {item: i + 1 for i, item in enumerate(item_ids)}, user_ids, history)
-    model, _ = load_run(run, processed, features, device)
+    model, _ = load_run(run, processed, features, device, config.item_features)
     model = inference_model(model, config.precision)
     items = item_embeddings(model)
 

@@ -8,6 +8,7 @@ features/<modality>/manifest.json    what built the shards (encoder, weights, it
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -18,6 +19,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pyarrow as pa
+import torch
 
 from pipeline.artifacts import atomic_path, write_json
 from pipeline.errors import InputError
@@ -92,22 +94,29 @@ def write_shard(path: Path, item_idx: np.ndarray, tokens: np.ndarray, mask: np.n
             file.create_dataset(MASK, data=mask.astype(bool))
 
 
-def read_shard(path: Path, with_mask: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(item_idx [n], tokens [n, L, d] float16, mask [n, L] or None), checked against the schema."""
+def open_shard(path: Path, with_mask: bool) -> h5py.File:
+    """A shard opened for reading, its datasets checked against the schema (without reading them)."""
     fix = f"Delete {path} and run `odmt extract` again to rebuild it."
     try:
-        with h5py.File(path, "r") as file:
-            missing = [n for n in (ITEM_IDX, TOKENS, *([MASK] if with_mask else [])) if n not in file]
-            if missing or file.attrs.get("schema_version") != SCHEMA_VERSION:
-                raise InputError(f"{path}: datasets {missing or ''} missing or schema version is not {SCHEMA_VERSION}. {fix}")
-            item_idx, tokens = file[ITEM_IDX][()], file[TOKENS][()]
-            mask = file[MASK][()] if with_mask else None
+        file = h5py.File(path, "r")
     except OSError as error:
         raise InputError(f"{path}: not a readable HDF5 shard ({error}). {fix}") from error
-    shapes_agree = tokens.ndim == 3 and len(item_idx) == len(tokens) and (mask is None or mask.shape == tokens.shape[:2])
+    missing = [n for n in (ITEM_IDX, TOKENS, *([MASK] if with_mask else [])) if n not in file]
+    if missing or file.attrs.get("schema_version") != SCHEMA_VERSION:
+        file.close()
+        raise InputError(f"{path}: datasets {missing or ''} missing or schema version is not {SCHEMA_VERSION}. {fix}")
+    item_idx, tokens = file[ITEM_IDX], file[TOKENS]
+    shapes_agree = tokens.ndim == 3 and len(item_idx) == len(tokens) and (not with_mask or file[MASK].shape == tokens.shape[:2])
     if item_idx.dtype != np.int32 or tokens.dtype != TOKEN_DTYPE or not shapes_agree:
+        file.close()
         raise InputError(f"{path}: dtypes or shapes break the feature schema. {fix}")
-    return item_idx, tokens, mask
+    return file
+
+
+def read_shard(path: Path, with_mask: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(item_idx [n], tokens [n, L, d] float16, mask [n, L] or None), checked against the schema."""
+    with open_shard(path, with_mask) as file:
+        return file[ITEM_IDX][()], file[TOKENS][()], file[MASK][()] if with_mask else None
 
 
 def read_item_idx(path: Path) -> np.ndarray:
@@ -116,11 +125,8 @@ def read_item_idx(path: Path) -> np.ndarray:
         return file[ITEM_IDX][()]
 
 
-def load_tokens(folder: Path, items: pa.Table) -> tuple[np.ndarray, np.ndarray | None]:
-    """All tokens of a finished store, row i = item_idx i and row 0 = padding zeros: (N + 1, L, d), mask (N + 1, L).
-
-    Refused when the store is unfinished or was built from another items table.
-    """
+def finished_manifest(folder: Path, items: pa.Table) -> Manifest:
+    """The manifest of a complete store built from `items`; refused when unfinished or built from another items table."""
     manifest = Manifest.read(folder)
     if manifest is None or not manifest.complete:
         raise InputError(f"{folder}: no complete feature store (manifest.json). Run `odmt extract` (it resumes).")
@@ -129,13 +135,65 @@ def load_tokens(folder: Path, items: pa.Table) -> tuple[np.ndarray, np.ndarray |
             f"{folder / MANIFEST_FILE}: features were extracted from another items table than the processed one. "
             "Re-run `odmt extract --force` after `odmt prepare`."
         )
-    with_mask = manifest.identity.modality == "text"
-    shape = (items.num_rows + 1, manifest.identity.L, manifest.identity.d)
-    tokens = np.zeros(shape, dtype=TOKEN_DTYPE)
-    mask = np.zeros(shape[:2], dtype=bool) if with_mask else None
-    for shard in manifest.shards:
-        item_idx, shard_tokens, shard_mask = read_shard(folder / shard["file"], with_mask)
-        tokens[item_idx] = shard_tokens
-        if mask is not None:
-            mask[item_idx] = shard_mask
-    return tokens, mask
+    return manifest
+
+
+def load_tokens(folder: Path, items: pa.Table) -> tuple[np.ndarray, np.ndarray | None]:
+    """All tokens of a finished store, row i = item_idx i and row 0 = padding zeros: (N + 1, L, d), mask (N + 1, L)."""
+    store = ShardedTokens(folder, items)
+    return store.load().numpy(), None if store.mask is None else store.mask.numpy()
+
+
+class ShardedTokens:
+    """A finished store's tokens, read from its shards as they are indexed: any catalogue in bounded memory.
+
+    Indexed like the (N + 1, L, d) tensor `load_tokens` builds, with a tensor of item ids
+    of any shape and optionally a token index (`tokens[items]`, `tokens[items, :length]`,
+    `tokens[items, 0]`): only the rows asked for are read, and row 0 (padding) is zeros.
+    At the paper's 61k items x 80 tokens x 384 dims the catalogue is 3.75 GB of float16;
+    a training batch reads about 1,600 of its items (20 ms from the page cache).
+    """
+
+    def __init__(self, folder: Path, items: pa.Table, device: torch.device = torch.device("cpu")) -> None:
+        manifest = finished_manifest(folder, items)
+        with_mask = manifest.identity.modality == "text"
+        self.files = [open_shard(folder / shard["file"], with_mask) for shard in manifest.shards]
+        self.shape = (items.num_rows + 1, manifest.identity.L, manifest.identity.d)
+        self.device, self.dtype = device, torch.float16
+        self.shard_of = np.full(self.shape[0], -1, dtype=np.int64)  # item -> its shard (-1: padding) and row there
+        self.row_of = np.zeros(self.shape[0], dtype=np.int64)
+        mask = np.zeros(self.shape[:2], dtype=bool)
+        for index, file in enumerate(self.files):
+            item_idx = file[ITEM_IDX][()]
+            self.shard_of[item_idx], self.row_of[item_idx] = index, np.arange(len(item_idx))
+            if with_mask:
+                mask[item_idx] = file[MASK][()]
+        self.mask = torch.from_numpy(mask) if with_mask else None  # (N + 1, L): small, kept in memory
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def to(self, device: torch.device) -> ShardedTokens:
+        """The same store, returning its rows on `device` (the files stay shared)."""
+        moved = copy.copy(self)
+        moved.device = device
+        return moved
+
+    def __getitem__(self, index: torch.Tensor | tuple[torch.Tensor, int | slice]) -> torch.Tensor:
+        items, token = index if isinstance(index, tuple) else (index, slice(None))
+        distinct, inverse = np.unique(items.cpu().numpy(), return_inverse=True)
+        width = np.empty(self.shape[1])[token].shape  # the token index's shape: () or (L',)
+        rows = np.zeros((len(distinct), *width, self.shape[2]), dtype=TOKEN_DTYPE)
+        shard_of = self.shard_of[distinct]
+        for shard in np.unique(shard_of[shard_of >= 0]):
+            where = np.flatnonzero(shard_of == shard)
+            order = np.argsort(self.row_of[distinct[where]])  # h5py reads increasing rows
+            rows[where[order]] = self.files[shard][TOKENS][self.row_of[distinct[where[order]]], token]
+        return torch.from_numpy(rows[inverse.reshape(items.shape)]).to(self.device)
+
+    def load(self) -> torch.Tensor:
+        """Every row in memory, as `load_tokens` has them: faster to index where memory allows (a GPU)."""
+        whole = torch.zeros(self.shape, dtype=self.dtype)
+        for file in self.files:
+            whole[torch.from_numpy(file[ITEM_IDX][()].astype(np.int64))] = torch.from_numpy(file[TOKENS][()])
+        return whole.to(self.device)

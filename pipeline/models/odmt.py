@@ -10,9 +10,11 @@ Branches are "image" (v), "text" (t) and "id".
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -35,12 +37,28 @@ from pipeline.training.loss import (
 log = logging.getLogger(__name__)
 
 
+class Tokens(Protocol):
+    """One modality's frozen tokens, (N + 1, L, d) float16: a tensor, or a store read per batch (ShardedTokens).
+
+    Models only index them with a tensor of item ids, optionally with a token index.
+    """
+
+    shape: tuple[int, ...]
+    device: torch.device
+
+    def __getitem__(self, index: Any) -> torch.Tensor: ...
+
+    def __len__(self) -> int: ...
+
+    def to(self, device: torch.device) -> Tokens: ...
+
+
 @dataclass
 class ItemFeatures:
-    """Frozen token features of every item (eq. 1), row 0 = padding; loaded once, indexed per batch."""
+    """Frozen token features of every item (eq. 1), row 0 = padding; indexed per batch."""
 
-    image: torch.Tensor  # (N + 1, L_v, d_v) float16, CLS first
-    text: torch.Tensor  # (N + 1, L_t, d_t) float16, CLS first
+    image: Tokens  # (N + 1, L_v, d_v) float16, CLS first
+    text: Tokens  # (N + 1, L_t, d_t) float16, CLS first
     text_mask: torch.Tensor  # (N + 1, L_t) bool, True on real tokens
     popularity: torch.Tensor  # (N + 1,) training-part counts, at least 1
 
@@ -52,13 +70,14 @@ class ItemFeatures:
         return len(self.image) - 1
 
     def standardized(self) -> ItemFeatures:
-        """The same features with each token dimension centred and scaled over the catalogue (see `standardized`)."""
-        return ItemFeatures(standardized(self.image, None), standardized(self.text, self.text_mask),
+        """The same features with each token dimension centred and scaled over the catalogue (see `Standardized`)."""
+        return ItemFeatures(Standardized(self.image, None), Standardized(self.text, self.text_mask),
                             self.text_mask, self.popularity)
 
 
-def standardized(tokens: torch.Tensor, mask: torch.Tensor | None, chunk: int = 4096) -> torch.Tensor:
-    """Each feature dimension centred and scaled to unit variance over the catalogue's real tokens; padding stays 0.
+class Standardized:
+    """Tokens with each feature dimension centred and scaled to unit variance over the catalogue's real tokens;
+    padding stays 0. Applied as rows are read, so a catalogue on disk is never copied.
 
     A frozen encoder's tokens share a large mean (hm-sample's image CLS: norm 44, of
     which 24 is the catalogue's mean). The softmax cannot see a part every item shares,
@@ -68,20 +87,39 @@ def standardized(tokens: torch.Tensor, mask: torch.Tensor | None, chunk: int = 4
     only its starting point and conditioning change. Statistics in float64, in chunks
     of items, so a paper-sized catalogue is never copied to float32 at once.
     """
-    real = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device) if mask is None else mask.clone()
-    real[0] = False  # the padding item
-    total = torch.zeros(tokens.shape[2], dtype=torch.float64, device=tokens.device)
-    squares, count = torch.zeros_like(total), real.sum()
-    chunks = [slice(start, start + chunk) for start in range(0, len(tokens), chunk)]
-    for part in chunks:
-        values = tokens[part][real[part]].double()
-        total, squares = total + values.sum(dim=0), squares + values.square().sum(dim=0)
-    mean = total / count
-    std = (squares / count - mean.square()).clamp_min(0).sqrt().clamp_min(1e-3)  # a constant dimension becomes 0
-    out = torch.empty_like(tokens)
-    for part in chunks:
-        out[part] = (tokens[part].float() - mean.float()) / std.float() * real[part].unsqueeze(2)
-    return out
+
+    def __init__(self, tokens: Tokens, mask: torch.Tensor | None, chunk: int = 4096) -> None:
+        self.tokens = tokens
+        self.mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device) if mask is None else mask
+        self.shape, self.device = tokens.shape, tokens.device
+        total = torch.zeros(tokens.shape[2], dtype=torch.float64, device=tokens.device)
+        squares, count = torch.zeros_like(total), 0
+        for start in range(0, len(tokens), chunk):
+            items = torch.arange(start, min(start + chunk, len(tokens)), device=tokens.device)
+            values = tokens[items][self.real(items, slice(None))].double()
+            total, squares, count = total + values.sum(dim=0), squares + values.square().sum(dim=0), count + len(values)
+        mean = total / count
+        std = (squares / count - mean.square()).clamp_min(0).sqrt().clamp_min(1e-3)  # a constant dimension becomes 0
+        self.mean, self.std = mean.float(), std.float()
+
+    def real(self, items: torch.Tensor, token: int | slice) -> torch.Tensor:
+        """Which of the indexed tokens are real: the mask's, never the padding item's."""
+        real = self.mask[items, token]
+        return real & (items != 0).view(*items.shape, *[1] * (real.dim() - items.dim()))
+
+    def __getitem__(self, index: torch.Tensor | tuple[torch.Tensor, int | slice]) -> torch.Tensor:
+        items, token = index if isinstance(index, tuple) else (index, slice(None))
+        values = self.tokens[items, token]
+        return ((values.float() - self.mean) / self.std * self.real(items, token).unsqueeze(-1)).to(values.dtype)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def to(self, device: torch.device) -> Standardized:
+        moved = copy.copy(self)
+        moved.tokens, moved.device = self.tokens.to(device), device
+        moved.mask, moved.mean, moved.std = self.mask.to(device), self.mean.to(device), self.std.to(device)
+        return moved
 
 
 class ItemHead(nn.Sequential):
@@ -206,7 +244,8 @@ def initial_id_table(features: ItemFeatures, how: str) -> torch.Tensor:
 
     When d_v != d_t the mean is undefined; the paper then takes one modality: text here.
     """
-    image_cls, text_cls = features.image[:, 0].float(), features.text[:, 0].float()
+    every_item = torch.arange(len(features.image), device=features.image.device)
+    image_cls, text_cls = features.image[every_item, 0].float(), features.text[every_item, 0].float()
     if how == "mean" and image_cls.shape[1] != text_cls.shape[1]:
         log.warning("id_init 'mean' needs d_v == d_t (%d != %d): initialising from text", image_cls.shape[1], text_cls.shape[1])
         how = "text"

@@ -32,7 +32,7 @@ def benchmark_train(
     limit_cpu_memory_growth()
     set_cpu_threads(config.cpu_threads)
     device = resolve_device(config.device)
-    item_features = load_item_features(processed, features).to(device)
+    item_features = load_item_features(processed, features, device, config.item_features)
     _, sequences = read_processed(processed)
     batches = training_sequences(sequences, model_config.positions).split(config.batch_size)[:steps]
     if distinct_items is not None:

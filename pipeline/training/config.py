@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pipeline.runtime import Device, Precision
+from pipeline.runtime import Device, FeatureStorage, Precision
 
 Loss = Literal["in_batch", "full_softmax"]  # train.loss: the paper's debiased in-batch softmax, or every item
 Instances = Literal["positions", "prefixes"]  # train.instances: one row per user, or one per prefix (RecBole's)
@@ -29,6 +29,7 @@ class TrainConfig:
     device: Device = "auto"
     precision: Precision = "auto"  # auto: bf16 autocast on CUDA and on CPUs with native bf16 (AMX), else fp32
     cpu_threads: int = 0  # 0: one per core
+    item_features: FeatureStorage = "auto"  # shards (read per batch) | memory (loaded onto the device) | auto (memory on CUDA)
     eval_users_per_batch: int = 1024  # full-ranking validation in blocks of users x items (bounded memory)
     eval_items_per_batch: int = 16384
     global_negatives: bool = False  # under torchrun: every rank scores against all ranks' in-batch targets

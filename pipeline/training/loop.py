@@ -36,14 +36,14 @@ from pipeline.evaluation.ranking import (
     ranking_metrics,
     validation_task,
 )
-from pipeline.features.store import Manifest, load_tokens
+from pipeline.features.store import Manifest, ShardedTokens
 from pipeline.models.config import ModelConfig
 from pipeline.models.fdsa import FDSA
 from pipeline.models.fusion import EarlyFusion, late_fusion
 from pipeline.models.id_only import IDOnly
 from pipeline.models.odmt import ODMT, ItemFeatures
 from pipeline.models.unisrec import UniSRec
-from pipeline.runtime import autocast, limit_cpu_memory_growth, resolve_device, set_cpu_threads
+from pipeline.runtime import FeatureStorage, autocast, limit_cpu_memory_growth, resolve_device, set_cpu_threads
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import epoch_batches, training_sequences
 from pipeline.training.loss import Objective, target_positions
@@ -62,13 +62,21 @@ BEST, LAST, LOG, CONFIG = "best.pt", "last.pt", "train_log.tsv", "config.json"
 TIMING = "timing.tsv"
 
 
-def load_item_features(processed: Path, features: Path) -> ItemFeatures:
-    """Every item's frozen features, checked against the processed items they were extracted from."""
+def load_item_features(
+    processed: Path, features: Path, device: torch.device = torch.device("cpu"), storage: FeatureStorage = "auto"
+) -> ItemFeatures:
+    """Every item's frozen features on `device`, checked against the processed items they were extracted from.
+
+    Read per batch from the shards (`storage` shards, auto on CPU: memory stays bounded
+    at any catalogue size), or loaded whole (memory, auto on CUDA).
+    """
     items, _ = read_processed(processed)
-    image, _ = load_tokens(features / "image", items)
-    text, text_mask = load_tokens(features / "text", items)
+    image, text = ShardedTokens(features / "image", items), ShardedTokens(features / "text", items)
     counts = np.concatenate([[1], items["train_count"].to_numpy()]).clip(min=1)  # log(pop) defined everywhere
-    return ItemFeatures(torch.from_numpy(image), torch.from_numpy(text), torch.from_numpy(text_mask), torch.from_numpy(counts))
+    loaded = ItemFeatures(image, text, text.mask, torch.from_numpy(counts))
+    if storage == "memory" or (storage == "auto" and device.type == "cuda"):
+        loaded = ItemFeatures(image.load(), text.load(), text.mask, loaded.popularity)
+    return loaded.to(device)
 
 
 def feature_identities(features: Path) -> dict[str, dict[str, Any]]:
@@ -77,7 +85,9 @@ def feature_identities(features: Path) -> dict[str, dict[str, Any]]:
     return {m: dataclasses.asdict(manifest.identity) for m, manifest in manifests.items() if manifest is not None}
 
 
-def load_run(run: Path, processed: Path, features: Path, device: torch.device) -> tuple[ODMT | IDOnly | FDSA | UniSRec, int]:
+def load_run(
+    run: Path, processed: Path, features: Path, device: torch.device, storage: FeatureStorage = "auto"
+) -> tuple[ODMT | IDOnly | FDSA | UniSRec, int]:
     """The run's best.pt as an eval-mode model on `device`, and the epoch it was selected at."""
     path = run / BEST
     if not path.is_file():
@@ -91,7 +101,7 @@ def load_run(run: Path, processed: Path, features: Path, device: torch.device) -
             "Pass the run's features folder, or retrain on these."
         )
     model_config = build(ModelConfig, checkpoint["model_config"], where=f"{path}:model_config")
-    model = MODELS[model_config.name](model_config, load_item_features(processed, features).to(device)).to(device)
+    model = MODELS[model_config.name](model_config, load_item_features(processed, features, device, storage)).to(device)
     model.load_state_dict(checkpoint["model_state"])
     return model.eval(), checkpoint["epoch"]
 
@@ -144,7 +154,8 @@ def train(
     rank, world_size = distributed.rank_and_world()
     seed_everything(config.seed)  # the same initial weights on every rank
     _, sequences = read_processed(processed)
-    model = MODELS[model_config.name](model_config, load_item_features(processed, features).to(device)).to(device)
+    item_features = load_item_features(processed, features, device, config.item_features)
+    model = MODELS[model_config.name](model_config, item_features).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     fp16 = device.type == "cuda" and config.precision == "fp16"
     scaler = torch.amp.GradScaler(enabled=fp16)
