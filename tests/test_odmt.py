@@ -154,3 +154,17 @@ def test_full_softmax_is_the_cross_entropy_over_every_item_and_trains_the_imt():
     assert torch.allclose(loss, torch.nn.functional.cross_entropy(logits, sequences[:, 1:][rows] - 1), atol=1e-6)
     loss.backward()
     assert model.item_encoder.projections["image"].weight.grad.abs().sum() > 0  # the catalogue is encoded with grad
+
+
+def test_recomputing_the_imt_in_groups_of_items_gives_the_same_loss_and_gradients():
+    sequences = torch.tensor([[0, 0, 1, 2, 3, 1, 4], [5, 2, 6, 1, 7, 8, 2], [0, 0, 0, 0, 9, 3, 1]])
+    results = []
+    for group in (0, 4):
+        torch.manual_seed(0)
+        model = ODMT(tiny(recompute_items=group, dropout=0.0), random_features(10))
+        loss, _ = model(sequences, epoch=3)
+        loss.backward()
+        results.append((loss.item(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}))
+    (kept_loss, kept), (recomputed_loss, recomputed) = results
+    assert recomputed_loss == pytest.approx(kept_loss, rel=1e-6) and kept.keys() == recomputed.keys()
+    assert all(torch.allclose(kept[name], recomputed[name], atol=1e-6) for name in kept)

@@ -41,6 +41,7 @@ class ModelConfig:
     alpha: float = 60.0  # ramp-up of the distillation weight (paper: 60 on H&M)
     detach_teacher: bool = False  # the authors' code lets gradients flow into the teacher
     deduplicate_items: bool = True  # encode each distinct item of a batch once (same result, faster)
+    recompute_items: int = 0  # training: the IMT's activations recomputed in backward, this many items at a time (0: kept)
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.imt_heads or self.hidden_size % self.user_heads:
@@ -49,5 +50,7 @@ class ModelConfig:
             raise ValueError("temperature, alpha, initializer_range and unisrec_temperature must be positive")
         if self.positions < 1:
             raise ValueError("positions must be at least 1")
+        if self.recompute_items < 0:
+            raise ValueError("recompute_items must be 0 (keep the IMT's activations) or a positive number of items")
         if min(self.user_layers, self.user_kernel_size, self.adaptor_experts, *self.user_dilations) < 1:
             raise ValueError("user_layers, user_kernel_size, adaptor_experts and user_dilations must be positive")
