@@ -1,4 +1,5 @@
 """`odmt sample hm`: cut the small, real embedded sample out of a larger raw folder.
+`odmt sample hm-layout`: a generated raw H&M folder of the full download's size (pipeline/formats/hm_layout.py).
 `odmt sample synthetic`: a processed dataset with a known, ID-learnable structure (pipeline/dataset/synthetic.py)."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import Annotated
 import typer
 
 from pipeline.dataset.synthetic import FeatureShapes, write_synthetic
+from pipeline.formats.hm_layout import write_hm_layout
 from pipeline.formats.hm_subset import write_hm_subset
 from stages.common import print_counts, stage
 
@@ -27,6 +29,19 @@ def hm(
     """H&M: customers in SHA-256 order of their id, with their last rows, articles and photos."""
     with stage("sample hm"):
         print_counts("subset", write_hm_subset(source, out, customers, rows_per_customer, min_interactions))
+
+
+@app.command("hm-layout")
+def hm_layout(
+    out: Annotated[Path, typer.Option(help="Folder to write the raw Kaggle layout to.")],
+    transactions: Annotated[int, typer.Option(help="Rows of transactions_train.csv (the full download's).")] = 31788324,
+    articles: Annotated[int, typer.Option(help="Rows of articles.csv, each with a photo but a few.")] = 105542,
+    customers: Annotated[int, typer.Option(help="Distinct customers; each buys at least once.")] = 1371980,
+    seed: Annotated[int, typer.Option(help="Random seed of the generator.")] = 0,
+) -> None:
+    """H&M at the full download's size, generated: to measure ingest and prepare without the 30 GB download."""
+    with stage("sample hm-layout"):
+        print_counts("hm-layout", write_hm_layout(out, transactions, articles, customers, seed))
 
 
 @app.command("synthetic")

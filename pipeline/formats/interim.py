@@ -150,19 +150,37 @@ def count_failures(checks: dict[str, pa.Array], report: FileReport) -> pa.Array:
 def first_occurrences(table: pa.Table, keys: list[str], duplicate: str, report: FileReport) -> pa.Table:
     """Rows of `table` whose `keys` were not seen in an earlier row, in original order.
 
-    The repeats are counted as `duplicate` drops: nothing disappears uncounted.
+    The repeats are counted as `duplicate` drops: nothing disappears uncounted. The keys
+    become one int64 per row and a sort finds each value's first row: on the 31.8M H&M
+    rows a group-by on the key columns took 3.0 GB beyond its input, this 1.7 GB.
     """
-    row = pa.array(range(table.num_rows), pa.int64())
-    firsts = table.select(keys).append_column("row", row).group_by(keys, use_threads=False).aggregate(
-        [("row", "min")]
-    )["row_min"]
-    report.dropped[duplicate] += table.num_rows - len(firsts)
-    return table.take(np.sort(firsts.to_numpy()))
+    _, first = np.unique(row_codes(table, keys), return_index=True)
+    report.dropped[duplicate] += table.num_rows - len(first)
+    return table.take(np.sort(first))
+
+
+def row_codes(table: pa.Table, keys: list[str]) -> np.ndarray:
+    """(rows,) int64, equal exactly where all `keys` are equal (nulls equal nulls)."""
+    code, distinct = np.zeros(table.num_rows, np.int64), 1
+    for key in keys:
+        column = pc.dictionary_encode(table[key], null_encoding="encode").combine_chunks()
+        values = len(column.dictionary)
+        if distinct * values >= 2**63:  # number the codes so far densely before the product overflows
+            code = np.unique(code, return_inverse=True)[1].astype(np.int64)
+            distinct = int(code.max()) + 1
+        code = code * values + column.indices.to_numpy(zero_copy_only=False)
+        distinct *= values
+    return code
 
 
 def write_interim(out: Path, interactions: pa.Table, items: pa.Table, report: dict[str, Any]) -> None:
-    """Write the interim tables; string columns may be dictionary-encoded (readers get plain strings)."""
-    write_parquet(out / INTERACTIONS_FILE, conform(interactions, INTERACTIONS))
+    """Write the interim tables; string columns may be dictionary-encoded (parquet stores strings either way).
+
+    The interactions go in one row group: parquet stores a dictionary-encoded column's whole
+    dictionary in every row group, which for H&M's 1.4M customer ids is 88 MB per million rows.
+    """
+    one_group = max(1, interactions.num_rows)
+    write_parquet(out / INTERACTIONS_FILE, conform(interactions, INTERACTIONS), row_group_size=one_group)
     write_parquet(out / ITEMS_FILE, conform(items, ITEMS))
     write_json(out / REPORT_FILE, report)
 
@@ -178,8 +196,9 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def read_interim(interim: Path) -> tuple[pa.Table, pa.Table]:
+    """The interim tables of `interim`, the interactions' ids dictionary-encoded (each distinct id held once)."""
     produced_by = f"odmt ingest <source> --out {interim}"
     return (
-        read_parquet(interim / INTERACTIONS_FILE, INTERACTIONS, produced_by),
+        read_parquet(interim / INTERACTIONS_FILE, INTERACTIONS, produced_by, dictionary=("user_id", "item_id")),
         read_parquet(interim / ITEMS_FILE, ITEMS, produced_by),
     )
