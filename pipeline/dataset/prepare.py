@@ -24,7 +24,16 @@ import pyarrow.compute as pc
 
 from pipeline.artifacts import write_json, write_parquet
 from pipeline.dataset import images
-from pipeline.dataset.processed import ITEMS, ITEMS_FILE, SEQUENCES, SEQUENCES_FILE, STATS_FILE
+from pipeline.dataset.processed import (
+    ITEMS,
+    ITEMS_FILE,
+    SEQUENCES,
+    SEQUENCES_FILE,
+    STATS_FILE,
+    positions_from_end,
+    split_places,
+    train_counts,
+)
 from pipeline.errors import InputError
 from pipeline.formats.interim import ITEMS_FILE as INTERIM_ITEMS_FILE
 from pipeline.formats.interim import read_interim
@@ -194,12 +203,6 @@ def last_per_user(user: np.ndarray, length: int) -> np.ndarray:
     return positions_from_end(np.diff(np.r_[starts, len(user)])) <= length
 
 
-def positions_from_end(sizes: np.ndarray) -> np.ndarray:
-    """For consecutive groups of the given sizes, each row's position counted from its group's end (last = 1)."""
-    ends = np.cumsum(sizes)
-    return np.repeat(ends, sizes) - np.arange(int(ends[-1]) if len(ends) else 0)
-
-
 def reindex(
     user: np.ndarray, item: np.ndarray, user_ids: list[str], item_ids: list[str], items: pa.Table
 ) -> tuple[pa.Table, pa.Table]:
@@ -225,9 +228,7 @@ def reindex(
         schema=SEQUENCES,
     )
 
-    # Leave-one-out: the last two positions of each sequence are valid and test targets.
-    in_train = positions_from_end(sizes) > 2
-    train_count = np.bincount(sequence_items[in_train], minlength=len(kept_items) + 1)
+    train_count = train_counts(sequences["items"], len(kept_items))
     kept_ids = pa.array([item_ids[i] for i in kept_items], pa.string())
     details = items.take(pc.index_in(kept_ids, value_set=items["item_id"]))
     item_table = pa.table(
@@ -236,7 +237,7 @@ def reindex(
             "item_id": kept_ids,
             "text": details["text"],
             "image_path": details["image_path"],
-            "train_count": pa.array(train_count[1:].astype(np.int64)),
+            "train_count": pa.array(train_count[1:]),
         },
         schema=ITEMS,
     )
@@ -258,7 +259,7 @@ def table1_row(sequences: pa.Table, n_items: int) -> dict[str, Any]:
 
 def repeated_targets(sequences: pa.Table) -> dict[str, int]:
     """How many valid/test targets the user already bought earlier: unreachable when history is excluded."""
-    user, items, place = split_places(sequences)
+    user, items, place = split_places(sequences["items"])
     valid, test = items[place == 2], items[place == 1]  # one per user, in user order
     train = place > 2
 
@@ -273,18 +274,7 @@ def repeated_targets(sequences: pa.Table) -> dict[str, int]:
 def untrained_test_inputs(sequences: pa.Table) -> int:
     """How many test inputs end with a valid item that occurs nowhere in training: an ID model's most recent
     input is then an untrained embedding. A valid input always ends with a training item (see tuning.py)."""
-    _, items, place = split_places(sequences)
+    _, items, place = split_places(sequences["items"])
     trained = np.zeros(int(items.max(initial=0)) + 1, dtype=bool)
     trained[items[place > 2]] = True
     return int((~trained[items[place == 2]]).sum())
-
-
-def split_places(sequences: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All sequences' items flattened, the row of each, and its place in the leave-one-out split
-    (1 test, 2 valid, > 2 train): statistics over a million users without a Python loop over them."""
-    lists = sequences["items"].combine_chunks()
-    lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
-    if (lengths < 3).any():
-        raise ValueError(f"leave-one-out needs at least 3 interactions, got {int(lengths.min())}")
-    items = pc.list_flatten(lists).to_numpy(zero_copy_only=False).astype(np.int64)
-    return np.repeat(np.arange(len(lengths)), lengths), items, positions_from_end(lengths)

@@ -50,20 +50,28 @@ def leave_one_out(sequence: Sequence[int]) -> Split:
     return Split(train=sequence[:-2], valid=sequence[-2], test=sequence[-1])
 
 
-def train_counts(sequences: Sequence[Sequence[int]] | pa.ChunkedArray, items: int) -> np.ndarray:
-    """(items + 1,) each item's occurrences in the users' training parts, row 0 the padding: items.parquet's train_count.
+def positions_from_end(sizes: np.ndarray) -> np.ndarray:
+    """For consecutive groups of the given sizes, each row's position counted from its group's end (last = 1)."""
+    ends = np.cumsum(sizes)
+    return np.repeat(ends, sizes) - np.arange(int(ends[-1]) if len(ends) else 0)
 
-    One bincount over the flattened sequences (all but each one's last two items), not a
-    loop per user: the full H&M download has over a million of them.
-    """
-    lists = sequences if isinstance(sequences, pa.ChunkedArray) else pa.chunked_array([pa.array(sequences, pa.list_(pa.int64()))])
-    lists = lists.combine_chunks()
+
+def split_places(sequences: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All sequences' items flattened, the row of each, and its place in the leave-one-out split
+    (1 test, 2 valid, > 2 train): statistics over a million users without a Python loop over them."""
+    lists = sequences.combine_chunks()
     lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
     if (lengths < 3).any():
         raise ValueError(f"leave-one-out needs at least 3 interactions, got {int(lengths.min())}")
-    flat = pc.list_flatten(lists).to_numpy(zero_copy_only=False)
-    from_end = np.repeat(np.cumsum(lengths), lengths) - np.arange(len(flat))  # 1 for each sequence's last item
-    return np.bincount(flat[from_end > 2], minlength=items + 1).astype(np.int64)
+    items = pc.list_flatten(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+    return np.repeat(np.arange(len(lengths)), lengths), items, positions_from_end(lengths)
+
+
+def train_counts(sequences: Sequence[Sequence[int]] | pa.ChunkedArray, items: int) -> np.ndarray:
+    """(items + 1,) each item's occurrences in the users' training parts, row 0 the padding: items.parquet's train_count."""
+    lists = sequences if isinstance(sequences, pa.ChunkedArray) else pa.chunked_array([pa.array(sequences, pa.list_(pa.int64()))])
+    _, flat, place = split_places(lists)
+    return np.bincount(flat[place > 2], minlength=items + 1).astype(np.int64)
 
 
 def left_pad(items: Sequence[int], length: int) -> list[int]:

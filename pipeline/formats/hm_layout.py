@@ -26,7 +26,6 @@ far below the size of the file; the same seed writes byte-identical files.
 from __future__ import annotations
 
 import io
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import pyarrow.csv as pacsv
 from PIL import Image
 
 from pipeline.artifacts import atomic_path
+from pipeline.capacity import require_disk
 from pipeline.errors import InputError
 from pipeline.formats.hm import ARTICLES, TRANSACTIONS, image_path
 
@@ -150,7 +150,8 @@ def write_hm_layout(out: Path, transactions: int, articles: int, customers: int,
     low, high = PRODUCT_CODES
     if articles > high - low + 1:
         raise InputError(f"--articles must be at most {high - low + 1} (one product code each), got {articles}.")
-    check_free_space(out, estimated_bytes(transactions, articles))
+    require_disk(out, estimated_bytes(transactions, articles), f"{out}: the generated folder",
+                 f"--transactions (each row takes about {TRANSACTION_ROW_BYTES} bytes)")
     rng = np.random.default_rng(seed)
     article_ids, prices = write_articles(out, articles, rng)
     customer_ids = hex_ids(customers, rng)
@@ -165,18 +166,6 @@ def write_hm_layout(out: Path, transactions: int, articles: int, customers: int,
         "photos": photos,
         "csv_mib": round(sum(path.stat().st_size for path in (out / TRANSACTIONS, out / ARTICLES)) / 2**20),
     }
-
-
-def check_free_space(out: Path, needed: int) -> None:
-    """InputError when the file system holding `out` (or its nearest existing parent) lacks `needed` bytes."""
-    existing = next(folder for folder in (out, *out.parents) if folder.exists())
-    free = shutil.disk_usage(existing).free
-    if free < needed:
-        raise InputError(
-            f"{out}: the generated folder takes up to {needed / 2**30:.1f} GiB, but {existing} has "
-            f"{free / 2**30:.1f} GiB free. Lower --transactions (each row takes about "
-            f"{TRANSACTION_ROW_BYTES} bytes) or write to another disk."
-        )
 
 
 def write_articles(out: Path, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
