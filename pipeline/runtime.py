@@ -101,7 +101,7 @@ ONEDNN_PRIMITIVE_CACHE = "128"  # per-shape bf16 kernels oneDNN keeps (its defau
 
 
 def limit_cpu_memory_growth() -> None:
-    """Keep a training process's memory flat on CPU, where bf16 autocast grew it by ~130 MB a step.
+    """Keep a training or ranking process's memory flat on CPU, where bf16 autocast grew it by ~130 MB a step.
 
     Every step has new shapes (the batch's distinct items and targets). glibc raises its
     mmap threshold whenever a large block is freed, so later large blocks come from the

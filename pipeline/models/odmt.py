@@ -86,10 +86,11 @@ class Standardized:
     item from another, and training diverged (README: training stability). This affine
     map can be folded into the projection W^m E^m + b^m, so the model is the paper's;
     only its starting point and conditioning change. Statistics in float64, in chunks
-    of items, so a paper-sized catalogue is never copied to float32 at once.
+    of 512 items (79 MB of float64 at 50 tokens x 384 dims; 4,096 took 1.5 GB), so a
+    paper-sized catalogue is never copied at once.
     """
 
-    def __init__(self, tokens: Tokens, mask: torch.Tensor | None, chunk: int = 4096) -> None:
+    def __init__(self, tokens: Tokens, mask: torch.Tensor | None, chunk: int = 512) -> None:
         self.tokens = tokens
         self.mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device) if mask is None else mask
         self.shape, self.device = tokens.shape, tokens.device
