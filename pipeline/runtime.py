@@ -122,6 +122,12 @@ def set_cpu_threads(threads: int) -> None:
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // cluster().local_world_size))
 
 
+def set_up_cpu_process(threads: int) -> None:
+    """A training or ranking process: flat memory on CPU (limit_cpu_memory_growth), then its intra-op threads."""
+    limit_cpu_memory_growth()
+    set_cpu_threads(threads)
+
+
 def single_thread_worker(_: int) -> None:
     """DataLoader worker init: decoding workers must not compete with the forward pass for cores."""
     import torch

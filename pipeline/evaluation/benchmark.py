@@ -18,7 +18,7 @@ from pipeline.evaluation.config import EvaluateConfig
 from pipeline.evaluation.ranking import RankingTask, inference_model, item_embeddings, rank_task, scorers
 from pipeline.models.config import ModelConfig
 from pipeline.models.odmt import ItemFeatures
-from pipeline.runtime import limit_cpu_memory_growth, resolve_device, resolve_precision, set_cpu_threads
+from pipeline.runtime import resolve_device, resolve_precision, set_up_cpu_process
 from pipeline.training.loop import MODELS
 
 BANK = 1024  # distinct random items, tiled: generating 100k x 80 x 384 normals would dominate the benchmark
@@ -47,8 +47,7 @@ def benchmark_evaluate(
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """One row per catalogue size: an untrained `model.name` (speed does not depend on training) ranks `users` users."""
-    limit_cpu_memory_growth()
-    set_cpu_threads(config.cpu_threads)
+    set_up_cpu_process(config.cpu_threads)
     device = resolve_device(config.device)
     scores = config.users_per_batch * config.items_per_batch * 4 * 4  # fp32 scores of every branch and their mean
     for items in item_counts:

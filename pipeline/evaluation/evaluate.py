@@ -31,7 +31,7 @@ from pipeline.evaluation.ranking import (
     test_task,
     validation_task,
 )
-from pipeline.runtime import limit_cpu_memory_growth, resolve_device, set_cpu_threads
+from pipeline.runtime import resolve_device, set_up_cpu_process
 from pipeline.training.loop import load_run
 
 METRICS, RANKS, POPULARITY = "metrics.json", "ranks.parquet", "popularity_groups.tsv"
@@ -67,8 +67,7 @@ def group_metrics(
 @torch.no_grad()
 def evaluate(run: Path, processed: Path, features: Path, out: Path, config: EvaluateConfig) -> dict[str, Any]:
     """Rank valid and test targets with best.pt; write metrics.json, ranks.parquet and popularity_groups.tsv to `out`."""
-    limit_cpu_memory_growth()
-    set_cpu_threads(config.cpu_threads)
+    set_up_cpu_process(config.cpu_threads)
     device = resolve_device(config.device)
     items_table, sequences = read_processed(processed)
     if max(config.ks) > items_table.num_rows:

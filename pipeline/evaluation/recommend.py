@@ -18,7 +18,7 @@ from pipeline.dataset.processed import left_pad, read_processed
 from pipeline.errors import InputError
 from pipeline.evaluation.config import EvaluateConfig
 from pipeline.evaluation.ranking import inference_model, item_embeddings, mean
-from pipeline.runtime import limit_cpu_memory_growth, resolve_device, set_cpu_threads
+from pipeline.runtime import resolve_device, set_up_cpu_process
 from pipeline.training.loop import load_run
 
 RECOMMENDATIONS = pa.schema(
@@ -59,8 +59,7 @@ def recommend(
     history: Sequence[str] | None = None,
 ) -> pa.Table:
     """Top-k per user: user_id, rank 1..k, item_id, score, text. All users when neither ids nor a history is given."""
-    limit_cpu_memory_growth()
-    set_cpu_threads(config.cpu_threads)
+    set_up_cpu_process(config.cpu_threads)
     device = resolve_device(config.device)
     items_table, sequences = read_processed(processed)
     if not 1 <= k <= items_table.num_rows:

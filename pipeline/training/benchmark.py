@@ -14,7 +14,7 @@ import torch
 from pipeline.dataset.processed import read_processed
 from pipeline.evaluation.ranking import inference_model, item_embeddings
 from pipeline.models.config import ModelConfig
-from pipeline.runtime import autocast, limit_cpu_memory_growth, resolve_device, resolve_precision, set_cpu_threads
+from pipeline.runtime import autocast, resolve_device, resolve_precision, set_up_cpu_process
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import training_sequences
 from pipeline.training.loop import MODELS, load_item_features
@@ -29,8 +29,7 @@ def benchmark_train(
     users' sequences: the cost of a step depends on how many distinct items it encodes,
     so this compares datasets (the authors' H&M batches hold about 560).
     """
-    limit_cpu_memory_growth()
-    set_cpu_threads(config.cpu_threads)
+    set_up_cpu_process(config.cpu_threads)
     device = resolve_device(config.device)
     item_features = load_item_features(processed, features, device, config.item_features)
     _, sequences = read_processed(processed)

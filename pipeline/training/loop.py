@@ -43,7 +43,7 @@ from pipeline.models.fusion import EarlyFusion, late_fusion
 from pipeline.models.id_only import IDOnly
 from pipeline.models.odmt import ODMT, ItemFeatures
 from pipeline.models.unisrec import UniSRec
-from pipeline.runtime import FeatureStorage, autocast, limit_cpu_memory_growth, resolve_device, set_cpu_threads
+from pipeline.runtime import FeatureStorage, autocast, resolve_device, set_up_cpu_process
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import epoch_batches, training_sequences
 from pipeline.training.loss import Objective, target_positions
@@ -147,8 +147,7 @@ def train(
         raise InputError(f"{out}: already holds a run. Pass --resume to continue it, or delete the folder to start over.")
     if resume and not (out / LAST).exists():
         raise InputError(f"{out / LAST}: nothing to resume. Run without --resume to start.")
-    limit_cpu_memory_growth()
-    set_cpu_threads(config.cpu_threads)
+    set_up_cpu_process(config.cpu_threads)
     device = resolve_device(config.device)
     distributed.join(device)
     rank, world_size = distributed.rank_and_world()
