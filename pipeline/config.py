@@ -1,9 +1,11 @@
 """params.yaml -> one typed, frozen config object.
 
-Each stage's section is a frozen dataclass defined beside the code that uses it (for
-example `HMConfig` in formats/hm.py); this module only assembles them and builds
-dataclasses from YAML mappings strictly: an unknown key or a value of the wrong type is
-an error that names the key, never a silent default.
+Each stage's section is a frozen dataclass in a config module beside the code that uses it
+(for example `HMConfig` in formats/config.py), with the range of every number declared on
+its type (pipeline/errors.py); this module only assembles them and builds dataclasses from
+YAML mappings strictly: an unknown key, a value of the wrong type or out of its range is an
+error that names the dotted key, never a silent default. The user's params file must name
+every parameter, so that the recipe is that file and not the dataclass defaults.
 """
 
 from __future__ import annotations
@@ -19,24 +21,16 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
-from pipeline.dataset.prepare import PrepareConfig
-from pipeline.errors import InputError
+from pipeline.dataset.config import PrepareConfig
+from pipeline.errors import ConfigError, Seed, check_ranges
 from pipeline.evaluation.config import EvaluateConfig
 from pipeline.features.config import ExtractConfig
+from pipeline.formats.config import AmazonConfig, HMConfig, MicroLensConfig, OdmtTsvConfig, RecBoleConfig
 from pipeline.models.config import ModelConfig
 from pipeline.peers.config import CompareConfig
 from pipeline.training.config import TrainConfig
-from pipeline.formats.amazon import AmazonConfig
-from pipeline.formats.hm import HMConfig
-from pipeline.formats.microlens import MicroLensConfig
-from pipeline.formats.odmt_tsv import OdmtTsvConfig
-from pipeline.formats.recbole import RecBoleConfig
 
 T = TypeVar("T")
-
-
-class ConfigError(InputError):
-    """A parameter is unknown, ill-typed or out of range; the message names its dotted key."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +66,11 @@ class ExperimentsConfig:
     """
 
     pipeline_runs: tuple[str, ...] = ("odmt",)  # what the root dvc.yaml trains, at train.seed
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[Seed, ...] = (0, 1, 2)
     runs: dict[str, dict[str, Any]] = field(default_factory=lambda: {"odmt": {}})
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         unknown = [name for name in self.pipeline_runs if name not in self.runs]
         if unknown:
             raise ValueError(f"pipeline_runs: {unknown} are not in runs; add them there or remove them")
@@ -103,25 +98,76 @@ class Params:
     compare: CompareConfig = field(default_factory=CompareConfig)
 
 
+SECTIONS = [f.name for f in dataclasses.fields(Params)]
+
+
 def load_params(path: Path, overrides: Iterable[str] = (), experiment: str | None = None) -> Params:
-    """Read `path`, apply run `experiment`'s changes, then `section.key=value` overrides (YAML-typed), and type-check."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: params file not found. Run from the project root or pass --params.")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    """Read `path` (complete and valid by itself), apply run `experiment`'s changes, then `section.key=value`
+    overrides (YAML-typed), and type-check the result."""
+    data = read_params_file(path)
+    written = build(Params, data, where=str(path))
+    missing = missing_keys(Params, data)
+    if missing:
+        one = len(missing) == 1
+        raise ConfigError(f"{path}: {', '.join(missing)} {'is' if one else 'are'} missing; copy {'it' if one else 'them'} "
+                          f"from the repository's params.yaml, which names every parameter.")
     if experiment is not None:
-        runs = build(Params, data, where=str(path)).experiments.runs
+        runs = written.experiments.runs
         if experiment not in runs:
-            raise ConfigError(f"{path}: experiments.runs has no run {experiment!r}; add it or pick one of {sorted(runs)}")
+            raise ConfigError(f"{path}: experiments.runs has no run {experiment!r}; add it or pick one of {sorted(runs)}.")
         apply_changes(data, runs[experiment])
     for override in overrides:
-        key, sep, raw_value = override.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {override!r}: expected KEY=VALUE, e.g. prepare.min_user_interactions=5")
-        set_dotted(data, key.strip(), yaml.safe_load(raw_value))
+        set_dotted(data, *parse_override(override))
     return build(Params, data, where=str(path))
+
+
+def read_params_file(path: Path) -> dict[str, Any]:
+    """The file's mapping of sections (empty for an empty file)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found; run from the project root or pass --params.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({yaml_problem(error)}); fix that line.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: is a YAML {type(data).__name__}, not a mapping of sections ({', '.join(SECTIONS)}); "
+                          f"start from the repository's params.yaml.")
+    return data
+
+
+def parse_override(override: str) -> tuple[str, Any]:
+    """`-S section.key=value` -> (dotted key, the value read as YAML)."""
+    key, sep, raw_value = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {override!r}: expected KEY=VALUE, e.g. prepare.min_user_interactions=5.")
+    try:
+        return key.strip(), yaml.safe_load(raw_value)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override -S {override!r}: {raw_value!r} is not a YAML value ({yaml_problem(error)}); "
+                          f"write a number, true or false, a list such as [10, 20], or quote the text.") from None
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report as one phrase: what is wrong, and where."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        return f"{error.problem or error.context} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(error).split())
+
+
+def missing_keys(cls: type, data: Mapping[str, Any], key: str = "") -> list[str]:
+    """The dotted keys of dataclass `cls` (sections within it too) that `data` does not name; the contents of
+    free-form mappings (experiments.runs, compare.recbole.settings) are not keys."""
+    hints = typing.get_type_hints(cls)
+    missing = []
+    for name in hints:
+        if name not in data:
+            missing.append(dotted(key, name))
+        elif dataclasses.is_dataclass(hints[name]) and isinstance(data[name], Mapping):
+            missing += missing_keys(hints[name], data[name], dotted(key, name))
+    return missing
 
 
 def run_params(params: Params, run: str) -> Params:
@@ -143,54 +189,66 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"{key}: {part!r} is not a section")
+            raise ConfigError(f"{key}: {part} holds {node!r}, not a section of keys; name a key inside a section, "
+                              f"such as model.dropout.")
     node[leaf] = value
 
 
-def build(cls: type[T], data: Any, where: str) -> T:
-    """Build dataclass `cls` from a mapping, checking every key and type."""
+def dotted(section: str, name: str) -> str:
+    """The key as a user writes it: `model.dropout`."""
+    return f"{section}.{name}" if section else name
+
+
+def build(cls: type[T], data: Any, where: str, key: str = "") -> T:
+    """Build dataclass `cls` from a mapping, checking every key, type and range; keys the mapping lacks keep their
+    defaults. `key` is the mapping's dotted place in `where` (the file), named in every error."""
+    place = key or "the top level"
+    if data is None:
+        raise ConfigError(f"{where}: {place} is empty; give it its keys, as the repository's params.yaml does.")
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__} {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+        raise ConfigError(f"{where}: {place} = {data!r} is not a mapping of keys to values; "
+                          f"indent its keys under it, as the repository's params.yaml does.")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(fields)}")
+        raise ConfigError(f"{where}: unknown key(s) {[dotted(key, name) for name in unknown]}; "
+                          f"the keys of {place} are {sorted(fields)}.")
     hints = typing.get_type_hints(cls)
-    values = {name: _coerce(hints[name], value, f"{where}:{name}") for name, value in data.items()}
+    values = {name: _coerce(hints[name], value, where, dotted(key, name)) for name, value in data.items()}
     try:
         return cls(**values)
-    except ValueError as error:  # a __post_init__ range check
-        raise ConfigError(f"{where}: {error}") from error
+    except ValueError as error:  # a __post_init__ check: its message starts with the field it is about
+        raise ConfigError(f"{where}: {dotted(key, str(error))}.") from error
 
 
-def _coerce(kind: Any, value: Any, where: str) -> Any:
+def _coerce(kind: Any, value: Any, where: str, key: str) -> Any:
     """Check `value` against type hint `kind`; convert only where YAML cannot say it (tuple, Path)."""
     origin = typing.get_origin(kind)
     if dataclasses.is_dataclass(kind):
-        return build(kind, value, where)
+        return build(kind, value, where, key)
     if origin is Literal:
         if value not in typing.get_args(kind):
-            raise ConfigError(f"{where}: {value!r} is not one of {list(typing.get_args(kind))}")
+            raise ConfigError(f"{where}: {key} = {value!r} is not one of {list(typing.get_args(kind))}.")
         return value
     if origin in (Union, types.UnionType):
         if value is None and type(None) in typing.get_args(kind):
             return None
         options = [k for k in typing.get_args(kind) if k is not type(None)]
-        return _coerce(options[0], value, where)
+        return _coerce(options[0], value, where, key)
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: {key} = {value!r}: expected a mapping.")
         key_kind, value_kind = typing.get_args(kind)
-        return {_coerce(key_kind, k, where): _coerce(value_kind, v, f"{where}.{k}") for k, v in value.items()}
+        return {_coerce(key_kind, k, where, key): _coerce(value_kind, v, where, dotted(key, str(k))) for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: {key} = {value!r}: expected a list.")
         item_kind = typing.get_args(kind)[0]
-        return tuple(_coerce(item_kind, item, f"{where}[{i}]") for i, item in enumerate(value))
+        return tuple(_coerce(item_kind, item, where, f"{key}[{i}]") for i, item in enumerate(value))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind is Path and isinstance(value, str):
         return Path(value)
     if kind in (bool, int, float, str) and not (isinstance(value, kind) and (kind is bool or not isinstance(value, bool))):
-        raise ConfigError(f"{where}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{where}: {key} = {value!r}: expected {kind.__name__}, got {type(value).__name__}.")
     return value

@@ -18,6 +18,8 @@ import platform
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from pipeline.errors import InputError
+
 if TYPE_CHECKING:
     import torch
 
@@ -59,7 +61,8 @@ def resolve_device(choice: Device) -> torch.device:
     import torch
 
     if choice == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for but torch sees no GPU: install a CUDA build of torch or use 'cpu'")
+        raise InputError("train.device, evaluate.device, extract.device or compare.device: 'cuda' asked for, but torch "
+                         "sees no GPU; set it to auto or cpu (-S train.device=cpu), or install a CUDA build of torch.")
     if choice == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     device = torch.device("cuda", cluster().local_rank)

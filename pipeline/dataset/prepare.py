@@ -14,9 +14,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +23,7 @@ import pyarrow.compute as pc
 
 from pipeline.artifacts import write_json, write_parquet
 from pipeline.dataset import images
+from pipeline.dataset.config import PrepareConfig
 from pipeline.dataset.processed import (
     ITEMS,
     ITEMS_FILE,
@@ -39,28 +39,6 @@ from pipeline.formats.interim import ITEMS_FILE as INTERIM_ITEMS_FILE
 from pipeline.formats.interim import read_interim
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PrepareConfig:
-    """`prepare` in params.yaml."""
-
-    min_user_interactions: int = 5
-    max_sequence_length: int = 15
-    # "keep": a re-bought item stays at every purchase (the paper). "last": only its last
-    # purchase stays, so a valid/test target never repeats the user's history.
-    repeated_items: Literal["keep", "last"] = "keep"
-    # "decode": open and fully decode every photo; "exists": only check that the file exists.
-    image_check: Literal["decode", "exists"] = "decode"
-    image_workers: int = 2
-
-    def __post_init__(self) -> None:
-        if self.min_user_interactions < 3:
-            raise ValueError("min_user_interactions must be at least 3: leave-one-out needs train, valid and test")
-        if self.max_sequence_length < 3:
-            raise ValueError("max_sequence_length must be at least 3: leave-one-out needs train, valid and test")
-        if self.image_workers < 1:
-            raise ValueError("image_workers must be at least 1")
 
 
 def prepare(interim: Path, raw: Path, out: Path, config: PrepareConfig) -> dict[str, Any]:

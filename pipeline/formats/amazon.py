@@ -31,7 +31,6 @@ import logging
 import re
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -39,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.errors import InputError
+from pipeline.formats.config import AmazonConfig
 from pipeline.formats.interim import FileReport, InteractionBatches, distinct_items, first_occurrences, write_interim
 from pipeline.formats.rawfiles import batched, only_one
 
@@ -54,38 +54,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 HTML_TAG = re.compile(r"</?[A-Za-z!][^<>]*>")
 MALFORMED = "malformed_line"
 WARNINGS_PER_REASON = 3
-
-
-@dataclass(frozen=True)
-class AmazonConfig:
-    """`ingest.amazon` in params.yaml."""
-
-    # Reviews file in the raw folder (Arts_Crafts_and_Sewing.json.gz); None: the meta file's partner.
-    reviews: str | None = None
-    # Meta file in the raw folder (meta_Arts_Crafts_and_Sewing.json.gz); None: the only meta_*.json[.gz].
-    meta: str | None = None
-    # The paper's item text: these meta fields, joined in this order (list entries joined too).
-    text_fields: tuple[str, ...] = ("title", "brand", "category", "description")
-    text_separator: str = " "
-    # Pictures the user downloaded, at <images>/<image_name> under the raw folder ({asin} is replaced).
-    images: str = "images"
-    image_name: str = "{asin}.jpg"
-    # The dumps repeat some reviews verbatim (same reviewer, product and time): keep the first.
-    collapse_duplicates: bool = True
-    # Lines parsed into one pyarrow table at a time: bounds memory on files of millions of lines.
-    batch_rows: int = 65536
-
-    def __post_init__(self) -> None:
-        if not self.text_fields:
-            raise ValueError("text_fields must name at least one meta field, such as title")
-        try:
-            named = self.image_name.format(asin="ASIN")
-        except (KeyError, IndexError, ValueError) as error:
-            raise ValueError(f"image_name {self.image_name!r} may use only the field {{asin}}: {error}") from None
-        if named == self.image_name:
-            raise ValueError(f"image_name {self.image_name!r} must contain {{asin}}, e.g. {{asin}}.jpg")
-        if self.batch_rows < 1:
-            raise ValueError("batch_rows must be at least 1")
 
 
 def ingest_amazon(raw: Path, out: Path, config: AmazonConfig) -> dict[str, Any]:

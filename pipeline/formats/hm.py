@@ -11,7 +11,6 @@ it in articles and image names; ids are padded to ten digits before any join.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.errors import InputError
+from pipeline.formats.config import HMConfig
 from pipeline.formats.csvfiles import stream_csv
 from pipeline.formats.interim import (
     FileReport,
@@ -36,31 +36,6 @@ log = logging.getLogger(__name__)
 TRANSACTIONS = "transactions_train.csv"
 ARTICLES = "articles.csv"
 ARTICLE_ID_DIGITS = 10
-
-
-@dataclass(frozen=True)
-class HMConfig:
-    """`ingest.hm` in params.yaml."""
-
-    # The paper's item text: these articles.csv columns, joined in this order.
-    text_columns: tuple[str, ...] = (
-        "prod_name",
-        "product_type_name",
-        "product_group_name",
-        "graphical_appearance_name",
-        "colour_group_name",
-    )
-    text_separator: str = " "
-    # One purchase of two units is two identical rows (same customer, article, day).
-    collapse_duplicates: bool = True
-    # Bytes of CSV parsed at a time: bounds memory on the 31.8M-row file.
-    block_size_bytes: int = 1 << 24
-
-    def __post_init__(self) -> None:
-        if not self.text_columns:
-            raise ValueError("text_columns must name at least one articles.csv column")
-        if self.block_size_bytes < 1 << 16:
-            raise ValueError("block_size_bytes must be at least 65536")
 
 
 def image_path(article_id: str) -> str:

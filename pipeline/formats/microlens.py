@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.errors import InputError
+from pipeline.formats.config import MicroLensConfig
 from pipeline.formats.csvfiles import MALFORMED, first_non_utf8_line, stream_csv
 from pipeline.formats.interim import (
     FileReport,
@@ -53,36 +53,6 @@ MILLISECONDS_PER_SECOND = 1000
 ITEM_ID = re.compile(r"[0-9]+")
 # Whole milliseconds of at most 18 digits: always fit an int64.
 TIMESTAMP_PATTERN = r"^[0-9]{1,18}$"
-
-
-@dataclass(frozen=True)
-class MicroLensConfig:
-    """`ingest.microlens` in params.yaml."""
-
-    # Interactions file in the raw folder (*_pairs.csv or *_pairs.tsv); None: the only *_pairs.csv, else *_pairs.tsv.
-    pairs: str | None = None
-    # Titles file in the raw folder; None: the only *_titles.csv, else *_title_en.csv (100k release).
-    titles: str | None = None
-    # Whether the titles file starts with a header line; None: guess from line 1 (the 100k release ships both).
-    titles_header: bool | None = None
-    # Covers folder in the raw folder; None: the only *_covers folder.
-    covers: str | None = None
-    # File name of an item's cover inside the covers folder.
-    cover_name: str = "{item}.jpg"
-    # Bytes of the pairs CSV parsed at a time: bounds memory on big releases.
-    block_size_bytes: int = 1 << 24
-    # Lines of the pairs TSV turned into one pyarrow batch at a time: bounds memory likewise.
-    batch_lines: int = 65536
-
-    def __post_init__(self) -> None:
-        if self.pairs is not None and not self.pairs.endswith((".csv", ".tsv")):
-            raise ValueError("pairs must name a .csv (user,item,timestamp) or .tsv (user<TAB>items) file, or be null")
-        if "{item}" not in self.cover_name:
-            raise ValueError("cover_name must hold {item}, e.g. {item}.jpg")
-        if self.block_size_bytes < 1 << 16:
-            raise ValueError("block_size_bytes must be at least 65536")
-        if self.batch_lines < 1:
-            raise ValueError("batch_lines must be at least 1")
 
 
 def ingest_microlens(raw: Path, out: Path, config: MicroLensConfig) -> dict[str, Any]:

@@ -16,7 +16,6 @@ pipeline/dataset/images.py), set for items that have a key in it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import pyarrow.compute as pc
 
 from pipeline.dataset.images import lmdb_environment, lmdb_image_path
 from pipeline.errors import InputError
+from pipeline.formats.config import OdmtTsvConfig
 from pipeline.formats.interim import FileReport, blank_to_null, distinct_items, write_interim
 from pipeline.formats.rawfiles import batched, keyed_lines, only_one, read_sequences
 
@@ -33,22 +33,6 @@ TEXT_SUFFIX = "_text.tsv"
 IMAGES_SUFFIX = "_image.lmdb"
 BOOKKEEPING_KEYS = (b"__keys__", b"__len__")
 TEXT_LINE = "`item<TAB>text`"
-
-
-@dataclass(frozen=True)
-class OdmtTsvConfig:
-    """`ingest.odmt_tsv` in params.yaml."""
-
-    # Prefix of the three files (Arts for Arts_user_behaviours.tsv); None: the only one in the raw folder.
-    tag: str | None = None
-    # Lines of a TSV file turned into one pyarrow batch at a time: bounds memory on big files.
-    batch_lines: int = 65536
-
-    def __post_init__(self) -> None:
-        if self.tag is not None and not self.tag.strip():
-            raise ValueError("tag must be null or a file prefix such as Arts")
-        if self.batch_lines < 1:
-            raise ValueError("batch_lines must be at least 1")
 
 
 def ingest_odmt_tsv(raw: Path, out: Path, config: OdmtTsvConfig) -> dict[str, Any]:

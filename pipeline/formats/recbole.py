@@ -26,7 +26,6 @@ import logging
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ import pyarrow.compute as pc
 from pipeline.artifacts import atomic_path
 from pipeline.dataset.processed import read_processed
 from pipeline.errors import InputError
+from pipeline.formats.config import RecBoleConfig
 from pipeline.formats.csvfiles import MALFORMED, read_header
 from pipeline.formats.interim import (
     FileReport,
@@ -60,37 +60,6 @@ TEXT_TYPES = ("token", "token_seq")
 EXPORT_INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
 EXPORT_ITEM_HEADER = "item_id:token\ttext:token_seq\n"
 EXPORT_USERS_PER_BATCH = 10_000  # sequences turned into Python lists at a time
-
-
-@dataclass(frozen=True)
-class RecBoleConfig:
-    """`ingest.recbole` in params.yaml."""
-
-    # Dataset name, the stem of <name>.inter and <name>.item; None: the only *.inter in the raw folder.
-    name: str | None = None
-    # RecBole's USER_ID_FIELD, ITEM_ID_FIELD and TIME_FIELD, at RecBole's defaults; the time field may be absent.
-    user_field: str = "user_id"
-    item_field: str = "item_id"
-    time_field: str = "timestamp"
-    # .item fields forming the item text, joined in this order; empty: every token and token_seq field
-    # but the item id, in header order.
-    text_fields: tuple[str, ...] = ()
-    text_separator: str = " "
-    # Pictures at <images>/<item_id>.<extension> under the raw folder, extensions tried in this order.
-    images: str = "images"
-    image_extensions: tuple[str, ...] = ("jpg", "jpeg", "png")
-    # Lines turned into one pyarrow batch at a time: bounds memory on big files.
-    batch_lines: int = 65536
-
-    def __post_init__(self) -> None:
-        if self.name is not None and not self.name.strip():
-            raise ValueError("name must be null or a dataset name such as ml-1m")
-        if not all((self.user_field, self.item_field, self.time_field)):
-            raise ValueError("user_field, item_field and time_field must name fields")
-        if not self.image_extensions:
-            raise ValueError("image_extensions must list at least one extension, such as jpg")
-        if self.batch_lines < 1:
-            raise ValueError("batch_lines must be at least 1")
 
 
 def ingest_recbole(raw: Path, out: Path, config: RecBoleConfig) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pipeline.errors import Count, Positive, Seed, check_ranges
 from pipeline.runtime import Device
 
 PeerModel = Literal["sasrec", "gru4rec", "nextitnet"]
@@ -18,20 +19,17 @@ class RecBolePeerConfig:
     metric (MRR@10) does not run on NumPy 2, so NDCG@10 selects the checkpoint.
     """
 
-    epochs: int = 300  # RecBole's default
-    stopping_step: int = 10  # epochs without a better valid_metric before stopping (RecBole's default)
-    train_batch_size: int = 2048
-    eval_batch_size: int = 4096
-    learning_rate: float = 0.001
+    epochs: Count = 300  # RecBole's default
+    stopping_step: Count = 10  # epochs without a better valid_metric before stopping (RecBole's default)
+    train_batch_size: Count = 2048
+    eval_batch_size: Count = 4096
+    learning_rate: Positive = 0.001
     valid_metric: str = "NDCG@10"
-    max_item_list_length: int | None = None  # None: model.positions, the input length of our models
+    max_item_list_length: Count | None = None  # None: model.positions, the input length of our models
     settings: dict[str, Any] = field(default_factory=dict)  # any other RecBole option, e.g. {hidden_dropout_prob: 0.2}
 
     def __post_init__(self) -> None:
-        if min(self.epochs, self.stopping_step, self.train_batch_size, self.eval_batch_size) < 1:
-            raise ValueError("epochs, stopping_step, train_batch_size and eval_batch_size must be positive")
-        if self.max_item_list_length is not None and self.max_item_list_length < 1:
-            raise ValueError("max_item_list_length must be null or at least 1")
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -39,10 +37,12 @@ class CompareConfig:
     """`odmt compare recbole`: which models, which seeds; ours train with the model and train sections."""
 
     models: tuple[PeerModel, ...] = ("sasrec", "gru4rec", "nextitnet")
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[Seed, ...] = (0, 1, 2)
     device: Device = "auto"  # where RecBole trains (ours: train.device)
     recbole: RecBolePeerConfig = field(default_factory=RecBolePeerConfig)
 
     def __post_init__(self) -> None:
-        if not self.models or not self.seeds:
-            raise ValueError("models and seeds must each list at least one entry")
+        check_ranges(self)
+        for name in ("models", "seeds"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} is empty; list at least one")
