@@ -7,7 +7,7 @@ from pipeline.dataset import synthetic
 from pipeline.dataset.processed import read_processed
 from pipeline.dataset.synthetic import FeatureShapes, write_synthetic
 from pipeline.errors import InputError
-from pipeline.features.store import FeatureIdentity, Manifest, ShardedTokens, load_tokens, read_shard, write_shard
+from pipeline.features.store import SCHEMA_VERSION, FeatureIdentity, Manifest, ShardedTokens, load_tokens, read_shard, write_shard
 
 
 def identity(**changes) -> FeatureIdentity:
@@ -32,10 +32,10 @@ def test_shards_breaking_the_schema_are_refused(tmp_path):
     with pytest.raises(InputError, match="mask"):
         read_shard(tmp_path / "a.h5", with_mask=True)
     with h5py.File(tmp_path / "b.h5", "w") as file:
-        file.attrs["schema_version"] = 1
-        file["item_idx"] = np.array([1], np.int32)
-        file["tokens"] = np.zeros((1, 3, 4), np.float32)  # float32, not float16
-    with pytest.raises(InputError, match="b.h5: dtypes or shapes"):
+        file.attrs["schema_version"] = SCHEMA_VERSION
+        file.create_dataset("item_idx", data=np.array([1], np.int32), fletcher32=True)
+        file.create_dataset("tokens", data=np.zeros((1, 3, 4), np.float32), fletcher32=True)  # float32, not float16
+    with pytest.raises(InputError, match="b.h5: dtypes, shapes"):
         read_shard(tmp_path / "b.h5", with_mask=False)
     (tmp_path / "c.h5").write_bytes(b"not hdf5")
     with pytest.raises(InputError, match="c.h5: not a readable HDF5 shard"):

@@ -19,6 +19,7 @@ import pyarrow as pa
 import torch
 
 from pipeline.dataset.processed import leave_one_out, left_pad
+from pipeline.errors import InputError
 from pipeline.evaluation.config import POPULARITY_RANKING
 from pipeline.runtime import Precision, resolve_precision
 
@@ -152,7 +153,7 @@ def inference_model(model: Ranked, precision: Precision) -> Ranked:
 
     Whole-model low precision rather than autocast: no per-operation casts, so users
     encode 1.2-1.5x faster on CPU. Validation, evaluate and recommend all rank through
-    it, so best.pt's valid metric is the one evaluate reproduces.
+    it, so best.safetensors' valid metric is the one evaluate reproduces.
     """
     device = next(model.parameters()).device
     resolved = resolve_precision(device, precision, bf16_on_cpu=True)
@@ -164,8 +165,20 @@ def inference_model(model: Ranked, precision: Precision) -> Ranked:
 
 @torch.no_grad()
 def item_embeddings(model: Ranked) -> dict[str, torch.Tensor]:
-    """Every item encoded once; fp32 out, so scores are compared in fp32."""
-    return {branch: e.float() for branch, e in model.eval().all_item_embeddings().items()}
+    """Every item encoded once; fp32 out, so scores are compared in fp32.
+
+    Checked finite once here, for every block that ranks with them: a NaN score would rank
+    its target last, and metrics would come out as zeros instead of an error.
+    """
+    embeddings = {branch: e.float() for branch, e in model.eval().all_item_embeddings().items()}
+    for branch, embedding in embeddings.items():
+        finite = embedding[1:].isfinite().all(dim=1)  # row 0 is padding, never ranked
+        if not finite.all():
+            raise InputError(
+                f"item_idx {int((~finite).nonzero()[0, 0]) + 1}: its {branch} embedding is NaN or infinite, so the checkpoint's "
+                "weights (diverged or damaged) or the item features are corrupt; retrain, or re-run `odmt extract`."
+            )
+    return embeddings
 
 
 @torch.no_grad()

@@ -26,7 +26,17 @@ from pipeline.dataset.processed import ITEMS, ITEMS_FILE
 from pipeline.errors import InputError
 from pipeline.features.config import ExtractConfig, Modality
 from pipeline.features.encoders import ImageEncoder, TextEncoder, weights_fingerprint
-from pipeline.features.store import MANIFEST_FILE, FeatureIdentity, Manifest, items_fingerprint, read_item_idx, shard_name, write_shard
+from pipeline.features.store import (
+    MANIFEST_FILE,
+    TOKEN_DTYPE,
+    FeatureIdentity,
+    Manifest,
+    first_non_finite,
+    items_fingerprint,
+    read_item_idx,
+    shard_name,
+    write_shard,
+)
 from pipeline.runtime import autocast, resolve_device, set_cpu_threads, single_thread_worker
 
 log = logging.getLogger(__name__)
@@ -161,6 +171,13 @@ def encode_shards(
             parts.append((item_idx.numpy(), tokens.float().cpu().numpy(), None if mask is None else mask.cpu().numpy()))
             on_items(len(item_idx))
         item_idx, tokens, masks = (np.concatenate(column) if column[0] is not None else None for column in zip(*parts))
+        with np.errstate(over="ignore"):  # a value beyond float16's range is infinite as stored: refused just below
+            tokens = tokens.astype(TOKEN_DTYPE)
+        row = first_non_finite(tokens)
+        if row is not None:
+            item = f"item_idx {item_idx[row]} (item_id {table['item_id'][row].as_py()})"
+            raise InputError(f"{encoder.name}: encoded {item} to NaN or infinite values, so {out / shard_name(index)} is not "
+                             "written; run with -S extract.precision=fp32, or check the encoder.")
         write_shard(out / shard_name(index), item_idx, tokens, masks)
         seconds = time.perf_counter() - start
         log.info("%s: %d items, %.1f items/s", shard_name(index), table.num_rows, table.num_rows / seconds)
