@@ -19,6 +19,7 @@ import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
 from pipeline import distributed
+from pipeline.checkpoint import load_checkpoint
 from pipeline.evaluation.ranking import RankingTask
 from pipeline.features import extract as extraction
 from pipeline.features.config import ExtractConfig, ImageFeaturesConfig, TextFeaturesConfig
@@ -147,7 +148,7 @@ def losses(rows: list[dict[str, Any]]) -> list[float]:
 def test_two_ranks_train_like_one_process_with_twice_the_batch_and_resume_single_process(tmp_path, data):
     processed, features = data
     spawn(train_ranks, processed, features, tmp_path / "two")
-    two = torch.load(tmp_path / "two" / LAST, weights_only=False)
+    _, two = load_checkpoint(tmp_path / "two" / LAST, "")
     one = train(processed, features, tmp_path / "one", tiny(dropout=0.0), replace(QUICK, batch_size=2 * QUICK.batch_size))
     assert losses(two["log"]) == pytest.approx(losses(one), rel=1e-4)
     assert [r["valid_recall@10"] for r in two["log"]] == [r["valid_recall@10"] for r in one]
@@ -208,5 +209,5 @@ def test_torchrun_runs_the_train_stage_on_two_processes(tmp_path, data):
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("best epoch 1") == 1  # rank 0 alone reports
-    checkpoint = torch.load(tmp_path / "run" / LAST, weights_only=False)
+    _, checkpoint = load_checkpoint(tmp_path / "run" / LAST, "")
     assert checkpoint["epoch"] == 1 and (tmp_path / "run" / "config.json").read_text().count('"world_size": 2') == 1

@@ -6,11 +6,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from pipeline.checkpoint import load_checkpoint
 from pipeline.errors import InputError
 from pipeline.evaluation.config import EvaluateConfig
 from pipeline.evaluation.evaluate import evaluate
 from pipeline.evaluation import ranking
 from pipeline.dataset.synthetic import write_random_store
+from pipeline.training.loop import BEST
 
 CONFIG = EvaluateConfig(device="cpu", precision="fp32", cpu_threads=1, users_per_batch=16, items_per_batch=100)
 
@@ -35,7 +37,7 @@ def test_evaluate_writes_metrics_ranks_and_popularity_groups(tmp_path, data, odm
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     assert set(metrics) >= {"ensemble", "image", "text", "id", "epoch"}
     assert set(metrics["ensemble"]["test"]) == {"recall@10", "recall@20", "ndcg@10", "ndcg@20"}
-    best = torch.load(odmt_run / "best.pt", weights_only=False)
+    _, best = load_checkpoint(odmt_run / BEST, "")
     assert metrics["epoch"] == best["epoch"]
     assert metrics["ensemble"]["valid"]["recall@10"] == pytest.approx(best["valid"]["recall@10"])  # same code, same ranks
 

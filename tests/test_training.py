@@ -7,13 +7,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from pipeline.checkpoint import load_checkpoint
 from pipeline.dataset.processed import leave_one_out, left_pad
 from pipeline.errors import InputError
 from pipeline.evaluation.ranking import RankingTask, pessimistic_ranks, recall_at
 from pipeline.training.config import TrainConfig
 from pipeline.models.id_only import IDOnly
 from pipeline.training.data import training_sequences
-from pipeline.training.loop import MODELS, load_item_features, train, validate
+from pipeline.training.loop import BEST, LAST, MODELS, load_item_features, load_weights, train, validate
 from pipeline.training.loss import Objective
 from tests.model_fixtures import random_features, tiny
 
@@ -30,18 +31,17 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, data):
     train(processed, features, tmp_path / "whole", tiny(), QUICK)
     train(processed, features, tmp_path / "split", tiny(), replace(QUICK, epochs=2))
     train(processed, features, tmp_path / "split", tiny(), QUICK, resume=True)
-    whole = torch.load(tmp_path / "whole" / "last.pt", weights_only=False)
-    split = torch.load(tmp_path / "split" / "last.pt", weights_only=False)
-    assert whole["epoch"] == split["epoch"] == 4
-    for name, tensor in whole["model_state"].items():
-        assert torch.equal(tensor, split["model_state"][name]), name
+    (whole, whole_values), (split, split_values) = (load_checkpoint(tmp_path / run / LAST, "") for run in ("whole", "split"))
+    assert whole_values["epoch"] == split_values["epoch"] == 4
+    for name, tensor in whole.items():
+        assert torch.equal(tensor, split[name]), name
     assert (tmp_path / "whole" / "train_log.tsv").read_bytes() == (tmp_path / "split" / "train_log.tsv").read_bytes()
     log = read_log(tmp_path / "whole")
     assert {"ce_image", "ce_text", "ce_id", "kl_image", "kl_text", "kl_id", "distillation_weight", "total",
             "valid_recall@10", "valid_ndcg@10"} <= set(log[0])
     timing = read_log(tmp_path / "split", "timing.tsv")  # the resumed run kept the first two epochs' timings
     assert [row["epoch"] for row in timing] == ["1", "2", "3", "4"] and all(float(row["seconds"]) > 0 for row in timing)
-    assert (tmp_path / "whole" / "best.pt").is_file() and (tmp_path / "whole" / "config.json").is_file()
+    assert (tmp_path / "whole" / BEST).is_file() and (tmp_path / "whole" / "config.json").is_file()
 
 
 @pytest.mark.parametrize("name", ["odmt", "sasrec", "gru4rec", "nextitnet", "fdsa", "unisrec", "sasrec_lf", "sasrec_ef"])
@@ -62,7 +62,7 @@ def test_a_tiny_run_learns_the_sequences_it_sees_better_than_popularity(tmp_path
     untrained = validate(MODELS[name](config, item_features), seen, QUICK)
     rows = train(processed, features, tmp_path / "run", config, replace(QUICK, epochs=60, learning_rate=3e-3))
     trained_model = MODELS[name](config, item_features)
-    trained_model.load_state_dict(torch.load(tmp_path / "run" / "last.pt", weights_only=False)["model_state"])
+    load_weights(trained_model, load_checkpoint(tmp_path / "run" / LAST, "")[0], tmp_path / "run" / LAST, "")
     trained = validate(trained_model, seen, QUICK)
     assert rows[-1]["total"] < rows[0]["total"]
     assert trained["recall@10"] > untrained["recall@10"] + 0.1
@@ -73,7 +73,7 @@ def test_two_runs_on_the_same_inputs_write_the_same_bytes(tmp_path, data):
     processed, features = data
     for run in ("first", "second"):
         train(processed, features, tmp_path / run, tiny(), replace(QUICK, epochs=2))
-    for name in ("best.pt", "last.pt", "train_log.tsv", "config.json"):
+    for name in (BEST, LAST, "train_log.tsv", "config.json"):
         assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes(), name
     assert {"seconds", "sequences_per_s"} <= set(read_log(tmp_path / "first", "timing.tsv")[0])
     assert "seconds" not in read_log(tmp_path / "first")[0]
@@ -84,7 +84,7 @@ def test_features_read_from_the_shards_train_the_same_weights_as_features_in_mem
     for storage in ("shards", "memory"):
         train(processed, features, tmp_path / storage, tiny(), replace(QUICK, epochs=2, item_features=storage))
     assert read_log(tmp_path / "shards") == read_log(tmp_path / "memory")
-    weights = [torch.load(tmp_path / s / "last.pt", weights_only=False)["model_state"] for s in ("shards", "memory")]
+    weights = [load_checkpoint(tmp_path / s / LAST, "")[0] for s in ("shards", "memory")]
     assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
 
 

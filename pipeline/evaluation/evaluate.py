@@ -1,4 +1,4 @@
-"""`odmt evaluate`: the run's selected checkpoint (best.pt, chosen on validation) ranked
+"""`odmt evaluate`: the run's selected checkpoint (best.safetensors, chosen on validation) ranked
 against every item on the valid and the test target, once.
 
 Writes to the metrics folder:
@@ -66,7 +66,7 @@ def group_metrics(
 
 @torch.no_grad()
 def evaluate(run: Path, processed: Path, features: Path, out: Path, config: EvaluateConfig) -> dict[str, Any]:
-    """Rank valid and test targets with best.pt; write metrics.json, ranks.parquet and popularity_groups.tsv to `out`."""
+    """Rank valid and test targets with best.safetensors; write metrics.json, ranks.parquet and popularity_groups.tsv to `out`."""
     set_up_cpu_process(config.cpu_threads)
     device = resolve_device(config.device)
     items_table, sequences = read_processed(processed)

@@ -15,6 +15,7 @@ RecBole is an optional extra (`pip install -e '.[peers]'`) and imported only her
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import sys
 from collections.abc import Iterator
@@ -126,17 +127,34 @@ def train_recbole(model: PeerModel, seed: int, data: Path, run: Path, config: Re
             recbole["init_seed"](seed, True)
             network = recbole["get_model"](setup["model"])(setup, train_data._dataset).to(setup["device"])
             trainer = recbole["get_trainer"](setup["MODEL_TYPE"], setup["model"])(setup, network)
+            best = keep_best(trainer)
             trainer.fit(train_data, valid_data, saved=True, show_progress=False)
-            # RecBole's own reload calls torch.load with the weights-only default of torch >= 2.6, which refuses
-            # its checkpoint (it pickles the Config): load the checkpoint RecBole itself just wrote.
-            checkpoint = torch.load(trainer.saved_model_file, map_location=setup["device"], weights_only=False)
-            network.load_state_dict(checkpoint["state_dict"])
-            network.load_other_parameter(checkpoint.get("other_parameter"))
+            network.load_state_dict(best["state_dict"])
+            network.load_other_parameter(best["other_parameter"])
             own = {split: {k: float(v) for k, v in trainer.evaluate(loader, load_best_model=False).items()}
                    for split, loader in (("valid", valid_data), ("test", test_data))}
         except Exception as error:  # RecBole's failures are its own: name the model and where its log is
             raise InputError(f"RecBole's {RECBOLE_NAMES[model]} (seed {seed}) failed: {error!r}. Its log: {log_file}") from error
-    return RecBoleRun(network.eval(), dict(dataset.field2token_id["item_id"]), int(checkpoint["epoch"]) + 1, own)
+    return RecBoleRun(network.eval(), dict(dataset.field2token_id["item_id"]), int(best["epoch"]) + 1, own)
+
+
+def keep_best(trainer: Any) -> dict[str, Any]:
+    """What RecBole's trainer saves at each better valid score (weights, other parameters, epoch), also kept in memory.
+
+    RecBole reloads its best checkpoint by unpickling the file it wrote (the file pickles its
+    Config, so torch's weights-only load refuses it); reading the copy kept here instead
+    unpickles nothing. RecBole still writes its file, for its users.
+    """
+    best: dict[str, Any] = {}
+    save = trainer._save_checkpoint
+
+    def save_and_keep(epoch: int, *args: Any, **kwargs: Any) -> None:
+        best.update(epoch=epoch, state_dict={k: v.detach().clone() for k, v in trainer.model.state_dict().items()},
+                    other_parameter=copy.deepcopy(trainer.model.other_parameter()))
+        save(epoch, *args, **kwargs)
+
+    trainer._save_checkpoint = save_and_keep
+    return best
 
 
 class RecBoleRanker:

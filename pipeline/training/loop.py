@@ -1,17 +1,20 @@
-"""Training: AdamW on the in-batch loss, validation by full ranking every epoch, best.pt by valid Recall@k.
+"""Training: AdamW on the in-batch loss, validation by full ranking every epoch, the best checkpoint by valid Recall@k.
 
-The test target is never read here. Checkpoints are written atomically; last.pt holds
-everything needed to continue (`resume`) and end with the same weights as an
-uninterrupted run on CPU: optimiser, epoch, early-stopping state and log (randomness
-is seeded per epoch). Under torchrun the same function runs on every rank:
-DistributedDataParallel, each rank its share of every batch and of the validation
-users, rank 0 alone writing; a run resumes on any number of processes.
+The test target is never read here. Checkpoints are safetensors files (pipeline/checkpoint.py);
+the last one holds everything needed to continue (`resume`) and end with the same bytes as
+an uninterrupted run on CPU: optimiser, epoch, early-stopping state and log (randomness
+is seeded per epoch). A resume with another recipe is refused, and config.json says
+whether the run finished, so a run cut short is never evaluated. Under torchrun the same
+function runs on every rank: DistributedDataParallel, each rank its share of every batch
+and of the validation users, rank 0 alone writing; a run resumes on any number of processes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import math
 import random
 import time
 from collections import defaultdict
@@ -24,7 +27,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from pipeline import distributed
-from pipeline.artifacts import atomic_path, read_tsv, write_json, write_tsv
+from pipeline.artifacts import read_tsv, write_json, write_tsv
+from pipeline.checkpoint import join_optimizer, load_checkpoint, save_checkpoint, split_optimizer
 from pipeline.config import build
 from pipeline.dataset.processed import read_processed
 from pipeline.errors import InputError
@@ -55,11 +59,25 @@ MODELS = {  # model.name -> what builds it from (ModelConfig, ItemFeatures)
     "odmt": ODMT, "sasrec": IDOnly, "gru4rec": IDOnly, "nextitnet": IDOnly, "fdsa": FDSA, "unisrec": UniSRec,
     "sasrec_lf": late_fusion, "sasrec_ef": EarlyFusion,
 }
-BEST, LAST, LOG, CONFIG = "best.pt", "last.pt", "train_log.tsv", "config.json"
+BEST, LAST, LOG, CONFIG = "best.safetensors", "last.safetensors", "train_log.tsv", "config.json"
 # Seconds and sequences/s per epoch: measured, so not a function of the inputs. Kept out of every file DVC hashes
-# or git tracks (train_log.tsv, last.pt), so a repeated `dvc repro` writes the same bytes; .gitignore and
+# or git tracks (train_log.tsv, last.safetensors), so a repeated `dvc repro` writes the same bytes; .gitignore and
 # .dvcignore name it.
 TIMING = "timing.tsv"
+WEIGHTS = "model."  # checkpoint tensor names: model.<state_dict key>, beside optimizer.state.* in the last one
+BEST_VALUES = ("model_config", "features", "epoch", "valid")  # the plain values of each checkpoint
+LAST_VALUES = ("model_config", "features", "epoch", "best", "stale", "log", "optimizer")
+# The keys a resumed run may give other values: how long it trains, where and in which blocks it computes. Every
+# other model.* and train.* key changes what an epoch computes, so `--resume` refuses another value of it.
+# deduplicate_items and recompute_items encode the same items with the same weights: equal losses (tests/test_odmt.py)
+# at dropout 0; with dropout they draw other masks, so a run resumed with another value trains the same model, though
+# not to the same bytes. train.batch_size counts per process: the batch of all processes is what must not change, and
+# one process scores against its whole batch, as train.global_negatives has every process do.
+RESUMABLE = frozenset({
+    "train.epochs", "train.patience", "train.device", "train.cpu_threads", "train.item_features",
+    "train.eval_users_per_batch", "train.eval_items_per_batch", "model.deduplicate_items", "model.recompute_items",
+})
+GLOBAL_BATCH = "train.batch_size x processes"
 
 
 def load_item_features(
@@ -80,29 +98,99 @@ def load_item_features(
 
 
 def feature_identities(features: Path) -> dict[str, dict[str, Any]]:
-    """What built each feature store (encoder, weights, items): recorded in checkpoints, checked on loading."""
-    manifests = {modality: Manifest.read(features / modality) for modality in ("image", "text")}
-    return {m: dataclasses.asdict(manifest.identity) for m, manifest in manifests.items() if manifest is not None}
+    """What built each feature store (encoder, weights, items): recorded in checkpoints, checked on loading.
+
+    A missing store is an error of its own, not a difference from the one a run was trained on.
+    """
+    identities = {}
+    for modality in ("image", "text"):
+        manifest = Manifest.read(features / modality)
+        if manifest is None:
+            raise InputError(f"{features / modality}: missing (no feature store). Pass the features folder written by "
+                             "`odmt extract`, or run it.")
+        identities[modality] = dataclasses.asdict(manifest.identity)
+    return identities
+
+
+def check_features(trained_on: dict[str, dict[str, Any]], features: Path, checkpoint: Path) -> None:
+    """InputError unless `features` are the stores the checkpoint was trained on."""
+    given = feature_identities(features)
+    if trained_on != given:
+        changed = sorted(f"{m}.{key}" for m in trained_on for key in trained_on[m] if given.get(m, {}).get(key) != trained_on[m][key])
+        raise InputError(
+            f"{features}: not the features {checkpoint} was trained on (differs in {', '.join(changed)}). "
+            "Pass the run's features folder, or retrain on these."
+        )
+
+
+def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], checkpoint: Path, fix: str) -> None:
+    """The checkpoint's model.* tensors into `model`; what does not fit is named in one sentence (torch lists every key)."""
+    state = {name.removeprefix(WEIGHTS): tensor for name, tensor in tensors.items() if name.startswith(WEIGHTS)}
+    expected = model.state_dict()
+    differences = [f"{key} missing" for key in sorted(expected.keys() - state.keys())]
+    differences += [f"{key} unexpected" for key in sorted(state.keys() - expected.keys())]
+    differences += [f"{key} {list(state[key].shape)} where the model has {list(expected[key].shape)}"
+                    for key in sorted(state.keys() & expected.keys()) if state[key].shape != expected[key].shape]
+    if differences:
+        more = f" and {len(differences) - 3} more" if len(differences) > 3 else ""
+        raise InputError(f"{checkpoint}: its weights do not fit the model its model_config builds "
+                         f"({'; '.join(differences[:3])}{more}). {fix}")
+    model.load_state_dict(state)
+
+
+def read_run_config(run: Path, fix: str) -> dict[str, Any]:
+    """The run's config.json: what it was trained with and whether it finished."""
+    path = run / CONFIG
+    if not path.is_file():
+        raise InputError(f"{path}: missing, so {run} is not a run written by `odmt train`. {fix}")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}: not valid JSON ({error}). {fix}") from None
+    if not isinstance(record, dict) or not {"model", "train", "world_size", "complete"} <= record.keys():
+        raise InputError(f"{path}: not the config.json `odmt train` writes (model, train, world_size, complete). {fix}")
+    return record
+
+
+def recipe(model: dict[str, Any], train: dict[str, Any], world_size: int) -> dict[str, Any]:
+    """The dotted keys that decide what a run computes, as JSON values: every key but RESUMABLE's."""
+    flat = {f"model.{key}": value for key, value in model.items()} | {f"train.{key}": value for key, value in train.items()}
+    flat[GLOBAL_BATCH] = flat.pop("train.batch_size") * world_size
+    flat["train.global_negatives"] = flat["train.global_negatives"] or world_size == 1
+    resumable = RESUMABLE if train["lr_decay"] == "none" else RESUMABLE - {"train.epochs"}  # decay ends at the last epoch
+    return {key: value for key, value in json.loads(json.dumps(flat)).items() if key not in resumable}
+
+
+def check_recipe(out: Path, record: dict[str, Any]) -> None:
+    """InputError listing every key whose value would change the result of the run in `out` if it resumed with `record`."""
+    fix = f"Delete {out} to train again, or restore its {CONFIG}."
+    ran, given = (recipe(r["model"], r["train"], r["world_size"]) for r in (read_run_config(out, fix), record))
+    changed = [f"{key}: {ran.get(key)!r} -> {given.get(key)!r}" for key in sorted(ran.keys() | given.keys())
+               if ran.get(key) != given.get(key)]
+    if changed:
+        raise InputError(f"{out / CONFIG}: --resume with values that change the run's result ({'; '.join(changed)}). "
+                         "Resume with the run's values, or train in a new --out folder.")
 
 
 def load_run(
     run: Path, processed: Path, features: Path, device: torch.device, storage: FeatureStorage = "auto"
 ) -> tuple[ODMT | IDOnly | FDSA | UniSRec, int]:
-    """The run's best.pt as an eval-mode model on `device`, and the epoch it was selected at."""
+    """The run's best checkpoint as an eval-mode model on `device`, and the epoch it was selected at.
+
+    A run that did not finish (cut short, or still training) is refused: its best is not the run's.
+    """
     path = run / BEST
     if not path.is_file():
         raise InputError(f"{path}: no checkpoint. Train first: odmt train --out {run} ...")
-    checkpoint = torch.load(path, map_location=device, weights_only=False)
-    trained_on, given = checkpoint["features"], feature_identities(features)
-    if trained_on != given:
-        changed = sorted(f"{m}.{key}" for m in trained_on for key in trained_on[m] if given.get(m, {}).get(key) != trained_on[m][key])
-        raise InputError(
-            f"{features}: not the features {path} was trained on (differs in {', '.join(changed)}). "
-            "Pass the run's features folder, or retrain on these."
-        )
+    if not read_run_config(run, f"Train it again: delete {run}, then odmt train --out {run} ...")["complete"]:
+        raise InputError(f"{run}: training did not finish (config.json says complete: false). "
+                         f"Finish it with odmt train --resume --out {run} ..., then evaluate.")
+    fix = f"Delete {run} and train it again, or restore the file."
+    tensors, checkpoint = load_checkpoint(path, fix, BEST_VALUES)
+    check_features(checkpoint["features"], features, path)
     model_config = build(ModelConfig, checkpoint["model_config"], where=f"{path}:model_config")
     model = MODELS[model_config.name](model_config, load_item_features(processed, features, device, storage)).to(device)
-    model.load_state_dict(checkpoint["model_state"])
+    load_weights(model, tensors, path, fix)
     return model.eval(), checkpoint["epoch"]
 
 
@@ -139,7 +227,8 @@ def train(
     resume: bool = False,
     on_sequences: Callable[[int], None] = lambda n: None,
 ) -> list[dict[str, Any]]:
-    """Train a model on processed/ and features/, writing config.json, best.pt, last.pt and train_log.tsv to `out`.
+    """Train a model on processed/ and features/, writing config.json, the best and last checkpoints and
+    train_log.tsv to `out`.
 
     Under torchrun, call it on every rank; `on_sequences(n)` (progress) is called on rank 0 only.
     """
@@ -151,8 +240,15 @@ def train(
     device = resolve_device(config.device)
     distributed.join(device)
     rank, world_size = distributed.rank_and_world()
+    record = {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(config),
+              "processed": str(processed), "features": str(features), "world_size": world_size}
+    if resume:
+        check_recipe(out, record)
     seed_everything(config.seed)  # the same initial weights on every rank
-    _, sequences = read_processed(processed)
+    items, sequences = read_processed(processed)
+    if config.selection_k > items.num_rows:
+        raise InputError(f"train.selection_k: k = {config.selection_k} is larger than the {items.num_rows} items of "
+                         f"{processed}. Lower it in params.yaml (or -S train.selection_k=10).")
     item_features = load_item_features(processed, features, device, config.item_features)
     model = MODELS[model_config.name](model_config, item_features).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -169,17 +265,18 @@ def train(
 
     first_epoch, best, stale, rows, timings = 1, -1.0, 0, [], []
     if resume:
-        state = torch.load(out / LAST, map_location=device, weights_only=False)
-        model.load_state_dict(state["model_state"])
-        optimizer.load_state_dict(state["optimizer"])
+        fix = f"Delete {out} to train again, or restore the file."
+        tensors, state = load_checkpoint(out / LAST, fix, LAST_VALUES)
+        check_features(state["features"], features, out / LAST)
+        load_weights(model, tensors, out / LAST, fix)
+        optimizer.load_state_dict(join_optimizer(tensors, state["optimizer"]))
         first_epoch, best, stale, rows = state["epoch"] + 1, state["best"], state["stale"], state["log"]
         if (out / TIMING).is_file():
             timings = [row | {"epoch": int(row["epoch"])} for row in read_tsv(out / TIMING, "odmt train")
                        if row["epoch"] < first_epoch]
     step = model if world_size == 1 else DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if leader:
-        write_json(out / CONFIG, {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(config),
-                                  "processed": str(processed), "features": str(features), "world_size": world_size})
+        write_json(out / CONFIG, record | {"complete": False})
 
     rampup_epochs = getattr(model, "rampup_epochs", 0)  # a distillation ramp-up: no early stop before it ends
     for epoch in range(first_epoch, config.epochs + 1):
@@ -210,9 +307,13 @@ def train(
                 on_sequences(len(batch) * world_size)
         train_seconds = time.perf_counter() - start
         totals = dict(zip(sums, distributed.sum_over_ranks(torch.tensor(list(sums.values()), dtype=torch.float64)).tolist()))
+        if not all(map(math.isfinite, totals.values())):
+            raise InputError(f"{out}: the training loss of epoch {epoch} is not finite, so nothing of that epoch was "
+                             "saved. Train again in a new folder with a lower train.learning_rate (or more "
+                             f"train.warmup_steps), after checking {features} for NaN or infinite values.")
         metrics = validate(model, valid, config)
-        weights = {"model_config": dataclasses.asdict(model_config), "model_state": model.state_dict(),
-                   "features": identities}
+        weights = {f"{WEIGHTS}{name}": tensor for name, tensor in model.state_dict().items()}
+        plain = {"model_config": dataclasses.asdict(model_config), "features": identities, "epoch": epoch}
         trained, targets = totals.pop("sequences"), totals.pop("targets")
         row = {"epoch": epoch} | {name: total / targets for name, total in totals.items()}
         row |= {f"valid_{name}": value for name, value in metrics.items()}
@@ -227,16 +328,19 @@ def train(
         if metrics[f"recall@{k}"] > best:
             best, stale = metrics[f"recall@{k}"], 0
             if leader:
-                save(out / BEST, weights | {"epoch": epoch, "valid": metrics})
+                save_checkpoint(out / BEST, weights, plain | {"valid": metrics})
         else:
             stale += 1
         if leader:
-            save(out / LAST, weights | {"optimizer": optimizer.state_dict(), "epoch": epoch, "best": best, "stale": stale,
-                                        "log": rows})
+            optimizer_tensors, optimizer_values = split_optimizer(optimizer.state_dict())
+            save_checkpoint(out / LAST, weights | optimizer_tensors,
+                            plain | {"best": best, "stale": stale, "log": rows, "optimizer": optimizer_values})
             write_tsv(out / LOG, rows)
             write_tsv(out / TIMING, timings)
         log.info("epoch %d: loss %.4f, valid Recall@%d %.4f, NDCG@%d %.4f, %.0f sequences/s, %.1f s", epoch, row["total"],
                  k, metrics[f"recall@{k}"], k, metrics[f"ndcg@{k}"], timing["sequences_per_s"], timing["seconds"])
+    if leader:
+        write_json(out / CONFIG, record | {"complete": True})
     distributed.barrier()  # every rank returns once rank 0's last checkpoint is on disk
     return rows
 
@@ -256,8 +360,3 @@ def batch_loss(
     if shared:
         loss = loss * distributed.rank_and_world()[1] * targets / distributed.sum_over_ranks(targets)
     return loss, parts, int(targets)
-
-
-def save(path: Path, checkpoint: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
