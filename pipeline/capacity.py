@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.errors import InputError
 
-GIB = 2**30
+GIB, MIB = 2**30, 2**20
 
 
 def free_memory() -> int:
@@ -33,10 +33,22 @@ def require_memory(needed: int, what: str, lower: str) -> None:
                          f"Lower {lower}.")
 
 
+def free_disk(path: Path) -> tuple[Path, int]:
+    """The nearest existing folder of `path` (the file system it is or will be on) and its free bytes."""
+    existing = next(folder for folder in (path, *path.parents) if folder.is_dir())
+    return existing, shutil.disk_usage(existing).free
+
+
 def require_disk(out: Path, needed: int, what: str, lower: str) -> None:
-    """InputError when the file system `out` will be on (its nearest existing folder) has fewer than `needed` bytes free."""
-    existing = next(folder for folder in (out, *out.parents) if folder.exists())
-    free = shutil.disk_usage(existing).free
+    """InputError when the file system `out` will be on has fewer than `needed` bytes free."""
+    existing, free = free_disk(out)
     if needed > free:
-        raise InputError(f"{what} takes about {needed / GIB:.1f} GiB, and {existing} has {free / GIB:.1f} GiB free. "
+        raise InputError(f"{what} takes about {size(needed)}, and {existing} has {size(free)} free. "
                          f"Lower {lower}, or write to another disk.")
+
+
+def size(n: int) -> str:
+    """Bytes in GiB, MiB or bytes, whichever reads as more than 0.0 (a full disk: `4096 bytes free`, not `0.0 GiB`)."""
+    if n >= GIB / 10:
+        return f"{n / GIB:.1f} GiB"
+    return f"{n / MIB:.1f} MiB" if n >= MIB / 10 else f"{n} bytes"

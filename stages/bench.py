@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 import typer
 
-from stages.common import Overrides, ParamsFile, params, print_counts, stage
+from stages.common import Overrides, ParamsFile, command_group, params, print_counts, stage
 
-app = typer.Typer(help="Measure speed and memory of a stage.", no_args_is_help=True)
+app = command_group("Measure speed and memory of a stage.")
 
 
 @app.command("extract")

@@ -10,6 +10,7 @@ app = typer.Typer(
     help="ODMT pipeline: ingest -> prepare -> extract -> train -> evaluate -> report.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help as written: rich markup would swallow `[peers]`
 )
 app.add_typer(ingest.app, name="ingest")
 app.command("prepare")(prepare.prepare)

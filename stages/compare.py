@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from stages.common import Overrides, ParamsFile, echo, params, stage
+from pipeline.artifacts import check_output
+from stages.common import Overrides, ParamsFile, command_group, echo, params, stage
 
-app = typer.Typer(help="Train a peer library's models and ours on one split; rank both with our evaluator.", no_args_is_help=True)
+app = command_group("Train a peer library's models and ours on one split; rank both with our evaluator.")
 
 
 @app.command("recbole")
@@ -24,5 +25,7 @@ def recbole(
     from pipeline.peers.compare import compare_recbole  # torch and RecBole load here only
 
     with stage("compare recbole"):
-        compare_recbole(processed, features, out, params(params_file, overrides))
+        settings = params(params_file, overrides)
+        check_output(out, folder=True)
+        compare_recbole(processed, features, out, settings)
         echo((out / "comparison.md").read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""`odmt evaluate`: runs/<model>/best.pt -> metrics/<model>/ (metrics.json, ranks.parquet, popularity_groups.tsv)."""
+"""`odmt evaluate`: runs/<model>/best.safetensors -> metrics/<model>/ (metrics.json, ranks.parquet, popularity_groups.tsv)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,16 @@ from typing import Annotated
 
 import typer
 
-from stages.common import Overrides, ParamsFile, params, print_counts, stage
+from pipeline.artifacts import check_output
+from pipeline.capacity import require_disk
+from pipeline.dataset.processed import SEQUENCES_FILE
+from stages.common import Overrides, ParamsFile, params, parquet_rows, print_counts, stage
+
+RANKS_ROW_BYTES = 256  # a row of ranks.parquet, uncompressed: the user id and every scorer's rank, bounded above
 
 
 def evaluate(
-    run: Annotated[Path, typer.Option(help="Run folder written by `odmt train` (its best.pt is evaluated).")],
+    run: Annotated[Path, typer.Option(help="Run folder written by `odmt train` (its best.safetensors is evaluated).")],
     processed: Annotated[Path, typer.Option(help="Processed folder the run was trained on.")],
     features: Annotated[Path, typer.Option(help="Features folder the run was trained on.")],
     out: Annotated[Path, typer.Option(help="Metrics folder to write.")],
@@ -22,5 +27,10 @@ def evaluate(
     from pipeline.evaluation.evaluate import evaluate as evaluate_run  # torch loads here only
 
     with stage("evaluate"):
-        metrics = evaluate_run(run, processed, features, out, params(params_file, overrides).evaluate)
+        config = params(params_file, overrides).evaluate
+        check_output(out, folder=True)
+        users = parquet_rows(processed / SEQUENCES_FILE)
+        require_disk(out, 2 * users * RANKS_ROW_BYTES, f"{out}: the valid and test ranks of {users} users",
+                     "evaluate.each_branch to false (a rank column per branch)")
+        metrics = evaluate_run(run, processed, features, out, config)
         print_counts(f"full ranking over {metrics['items']} items, {metrics['users']} users", metrics)

@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
+from pipeline.artifacts import check_output
 from pipeline.formats.recbole import export_recbole
-from stages.common import print_counts, stage
+from stages.common import command_group, print_counts, stage
 
-app = typer.Typer(help="Write the processed dataset in another toolkit's format.", no_args_is_help=True)
+app = command_group("Write the processed dataset in another toolkit's format.")
 
 
 @app.command("recbole")
@@ -21,4 +22,5 @@ def recbole(
 ) -> None:
     """RecBole atomic files: the same users, items and order, the same leave-one-out split under eval_args LS/TO."""
     with stage("export recbole"):
+        check_output(out, folder=True)
         print_counts("written", export_recbole(processed, out, name or out.name))

@@ -12,14 +12,15 @@ from typing import Annotated, Any
 
 import typer
 
+from pipeline.artifacts import check_output
 from pipeline.formats.amazon import ingest_amazon
 from pipeline.formats.hm import ingest_hm
 from pipeline.formats.microlens import ingest_microlens
 from pipeline.formats.odmt_tsv import ingest_odmt_tsv
 from pipeline.formats.recbole import ingest_recbole
-from stages.common import Overrides, ParamsFile, params, print_counts, stage
+from stages.common import Overrides, ParamsFile, command_group, params, print_counts, stage
 
-app = typer.Typer(help="Read a raw dataset into the canonical interim tables.", no_args_is_help=True)
+app = command_group("Read a raw dataset into the canonical interim tables.")
 
 Reader = Callable[[Path, Path, Any], dict[str, Any]]
 SOURCES: dict[str, tuple[Reader, str, str]] = {  # command: reader, params section, what the raw folder holds
@@ -43,7 +44,9 @@ def ingest_command(source: str, read: Reader, section: str, layout: str) -> Call
         overrides: Overrides = None,
     ) -> None:
         with stage(f"ingest {source}"):
-            report = read(raw, out, getattr(params(params_file, overrides).ingest, section))
+            config = getattr(params(params_file, overrides).ingest, section)
+            check_output(out, folder=True)
+            report = read(raw, out, config)
             for name, counts in report["files"].items():
                 print_counts(name, counts)
 

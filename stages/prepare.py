@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from pipeline.artifacts import check_output
 from pipeline.dataset.prepare import prepare as prepare_dataset
 from stages.common import Overrides, ParamsFile, params, print_counts, stage
 
@@ -20,5 +21,7 @@ def prepare(
 ) -> None:
     """Apply the paper's filters and the leave-one-out split."""
     with stage("prepare"):
-        stats = prepare_dataset(interim, raw, out, params(params_file, overrides).prepare)
+        config = params(params_file, overrides).prepare
+        check_output(out, folder=True)
+        stats = prepare_dataset(interim, raw, out, config)
         print_counts("processed: the paper's Table 1 row and every drop", stats)

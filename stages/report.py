@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from pipeline.artifacts import check_output
 from stages.common import stage
 
 
@@ -21,5 +22,6 @@ def report(
     from pipeline.evaluation.report import timing_table
 
     with stage("report"):
+        check_output(out, folder=True)
         typer.echo(write_report(runs, metrics, out, dataset))
         typer.echo(timing_table(runs))  # on the console only: report.md stays a function of the results

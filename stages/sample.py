@@ -9,13 +9,13 @@ from typing import Annotated
 
 import typer
 
+from pipeline.artifacts import check_output
 from pipeline.dataset.synthetic import FeatureShapes, write_synthetic
 from pipeline.formats.hm_layout import write_hm_layout
 from pipeline.formats.hm_subset import write_hm_subset
-from stages.common import print_counts, stage
+from stages.common import command_group, print_counts, stage
 
-app = typer.Typer(help="Cut a small real subset out of a raw dataset (see data/raw/*/README.md), or make a synthetic one.",
-                  no_args_is_help=True)
+app = command_group("Cut a small real subset out of a raw dataset (see data/raw/*/README.md), or make a synthetic one.")
 
 
 @app.command("hm")
@@ -28,6 +28,7 @@ def hm(
 ) -> None:
     """H&M: customers in SHA-256 order of their id, with their last rows, articles and photos."""
     with stage("sample hm"):
+        check_output(out, folder=True)
         print_counts("subset", write_hm_subset(source, out, customers, rows_per_customer, min_interactions))
 
 
@@ -41,6 +42,7 @@ def hm_layout(
 ) -> None:
     """H&M at the full download's size, generated: to measure ingest and prepare without the 30 GB download."""
     with stage("sample hm-layout"):
+        check_output(out, folder=True)
         print_counts("hm-layout", write_hm_layout(out, transactions, articles, customers, seed))
 
 
@@ -59,5 +61,6 @@ def synthetic(
 ) -> None:
     """MovieLens-100k-sized sequences whose next item an ID model can learn: where a trainer must beat Pop."""
     with stage("sample synthetic"):
+        check_output(out, folder=True)
         shapes = FeatureShapes(image_tokens, text_tokens, feature_dim)
         print_counts("synthetic", write_synthetic(out, users, items, length, genres, follow, seed, shapes))

@@ -1,4 +1,4 @@
-"""`odmt train`: processed/ + features/ -> runs/<model>/ (config.json, best.pt, last.pt, train_log.tsv)."""
+"""`odmt train`: processed/ + features/ -> runs/<model>/ (config.json, best.safetensors, last.safetensors, train_log.tsv)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from typing import Annotated
 
 import typer
 
-from stages.common import Overrides, ParamsFile, echo, params, progress_bar, stage
+from pipeline.artifacts import check_output
+from stages.common import Overrides, ParamsFile, echo, params, parquet_rows, progress_bar, run_alone, stage
 
 
 def train(
     processed: Annotated[Path, typer.Option(help="Processed folder written by `odmt prepare`.")],
     features: Annotated[Path, typer.Option(help="Features folder written by `odmt extract` (text/, image/).")],
     out: Annotated[Path, typer.Option(help="Run folder to write.")],
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last.pt.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last.safetensors.")] = False,
     model: Annotated[
         str | None, typer.Option(help="odmt; sasrec, gru4rec, nextitnet (ID only); fdsa, unisrec, sasrec_lf, sasrec_ef (= -S model.name=...).")
     ] = None,
@@ -24,15 +25,14 @@ def train(
     params_file: ParamsFile = Path("params.yaml"),
     overrides: Overrides = None,
 ) -> None:
-    """Train a model (ODMT by default), selecting best.pt on validation (the test target is never read)."""
-    import pyarrow.parquet as pq
-
+    """Train a model (ODMT by default), selecting best.safetensors on validation (the test target is never read)."""
     from pipeline.dataset.processed import SEQUENCES_FILE
     from pipeline.training.loop import train as train_model  # torch loads here only
 
     with stage("train"):
         settings = params(params_file, [*(overrides or []), *([f"model.name={model}"] if model else [])], experiment)
-        users = pq.read_metadata(processed / SEQUENCES_FILE).num_rows if (processed / SEQUENCES_FILE).is_file() else 0
+        check_output(out, folder=True)  # --resume writes into the run folder it continues
+        users = parquet_rows(processed / SEQUENCES_FILE)
         with progress_bar("training sequences", users * settings.train.epochs) as advance:
             rows = train_model(processed, features, out, settings.model, settings.train, resume, advance)
         best = max(rows, key=lambda row: row[f"valid_recall@{settings.train.selection_k}"])
@@ -40,4 +40,4 @@ def train(
 
 
 if __name__ == "__main__":  # torchrun --nproc_per_node N -m stages.train ... (`odmt train` works under torchrun --no-python too)
-    typer.run(train)
+    run_alone(train)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from pipeline.artifacts import check_output
 from pipeline.dataset.tuning import write_tuning_set
 from stages.common import print_counts, stage
 
@@ -19,4 +20,5 @@ def tuning_set(
     """Drop every user's test interaction: the new test split is the valid split with the test's conditions.
     Train and evaluate on it with the original features folder; the original test stays unread."""
     with stage("tuning-set"):
+        check_output(out, folder=True)
         print_counts("tuning set: its test targets are the valid targets", write_tuning_set(processed, out))

@@ -59,3 +59,17 @@ def test_bench_evaluate_ranks_synthetic_catalogues():
     assert result.exit_code == 0, result.output
     assert "evaluate, 40 items" in result.output and "evaluate, 90 items" in result.output
     assert "users_ranked_per_s" in result.output
+
+
+def test_messages_print_emoji_codes_and_brackets_as_text(tmp_path):
+    raw = tmp_path / "hm:train:[b]"  # rich would print `:train:` as an emoji and swallow `[b]`
+    raw.mkdir()
+    result = runner.invoke(app, ["ingest", "hm", "--raw", str(raw), "--out", str(tmp_path / "o"), *PARAMS])
+    assert result.exit_code == 2
+    assert str(raw) in result.output and "Traceback" not in result.output
+
+
+def test_help_prints_brackets_as_written():
+    result = runner.invoke(app, ["compare", "recbole", "--help"])
+    assert result.exit_code == 0
+    assert "'.[peers]'" in result.output

@@ -1,11 +1,12 @@
 from dataclasses import replace
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import InputError
 from pipeline.evaluation.config import EvaluateConfig
-from pipeline.evaluation.recommend import COLD_USER, recommend
+from pipeline.evaluation.recommend import COLD_USER, RECOMMENDATIONS, recommend
 from stages.cli import app
 from tests.test_cli import PARAMS, runner
 
@@ -63,3 +64,26 @@ def test_recommend_command_prints_a_table(data, odmt_run):
     expected = recommend(odmt_run, processed, features, 3, CONFIG, user_ids=[user])["item_id"].to_pylist()
     assert all(item in result.output for item in expected)
 
+
+
+def test_recommend_prints_titles_as_text_not_markup(data, odmt_run, monkeypatch):
+    processed, features = data
+    titles = ["[b]bold[/b] tee", "socks [/red]"]
+    shown = pa.table({"user_id": ["u1", "u1"], "rank": [1, 2], "item_id": ["i1", "i2"], "score": [0.9, 0.8],
+                      "text": titles}, schema=RECOMMENDATIONS)
+    monkeypatch.setattr("pipeline.evaluation.recommend.recommend", lambda *args: shown)
+    result = runner.invoke(app, ["recommend", "--run", str(odmt_run), "--processed", str(processed), "--features",
+                                 str(features), *PARAMS])
+    assert result.exit_code == 0, result.output
+    assert all(title in result.output for title in titles)
+
+
+def test_recommend_refuses_a_user_together_with_a_history(data, odmt_run):
+    processed, features = data
+    user = pq.read_table(processed / "sequences.parquet")["user_id"][0].as_py()
+    item = pq.read_table(processed / "items.parquet")["item_id"][0].as_py()
+    result = runner.invoke(app, ["recommend", "--run", str(odmt_run), "--processed", str(processed), "--features",
+                                 str(features), "--user", user, "--history", item, *PARAMS])
+    assert result.exit_code == 2
+    assert "--user" in result.output and "--history" in result.output and "not both" in result.output
+    assert "Traceback" not in result.output

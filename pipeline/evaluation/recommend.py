@@ -59,6 +59,9 @@ def recommend(
     history: Sequence[str] | None = None,
 ) -> pa.Table:
     """Top-k per user: user_id, rank 1..k, item_id, score, text. All users when neither ids nor a history is given."""
+    if user_ids and history:
+        raise InputError("--user and --history given together: pass --user for known users or --history for a new "
+                         "user, not both.")
     set_up_cpu_process(config.cpu_threads)
     device = resolve_device(config.device)
     items_table, sequences = read_processed(processed)
