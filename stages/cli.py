@@ -1,4 +1,4 @@
-"""The `odmt` command: one subcommand per pipeline stage (DESIGN.md)."""
+"""The `odmt` command: one subcommand per pipeline stage (docs/design.md)."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ SOURCES: dict[str, tuple[Reader, str, str]] = {  # command: reader, params secti
 
 def ingest_command(source: str, read: Reader, section: str, layout: str) -> Callable[..., None]:
     def ingest(
-        raw: Annotated[Path, typer.Option(help="The raw folder, as downloaded (its layout: README).")],
+        raw: Annotated[Path, typer.Option(help="The raw folder, as downloaded (its layout: docs/cli.md).")],
         out: Annotated[Path, typer.Option(help="Interim folder to write.")],
         params_file: ParamsFile = Path("params.yaml"),
         overrides: Overrides = None,

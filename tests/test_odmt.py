@@ -69,7 +69,7 @@ def test_standardised_features_have_unit_statistics_over_real_tokens_in_any_chun
 
 
 def test_a_mean_every_item_shares_does_not_reach_the_model_unless_standardisation_is_off():
-    """The shared part of frozen features is what diverged training (README): standardised, ODMT never sees it."""
+    """The shared part of frozen features is what diverged training (docs/training.md): standardised, ODMT never sees it."""
     items = torch.arange(1, 9)
     for standardize, unchanged in ((True, True), (False, False)):
         outputs = []

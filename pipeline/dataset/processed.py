@@ -1,4 +1,4 @@
-"""The processed contract (DESIGN.md) and the leave-one-out split every later stage uses.
+"""The processed contract (docs/design.md) and the leave-one-out split every later stage uses.
 
 items.parquet      item_idx 1..N (0 is padding), item_id, text, image_path, train_count
 sequences.parquet  user_idx 0..U-1, user_id, items (list of item_idx, oldest first)

@@ -43,7 +43,7 @@ ABLATIONS = {f"model.{key}" for key in ("id_mask", "imt", "imt_layers", "distill
 SWEPT = {"model.temperature": "T", "model.alpha": "alpha"}  # Table 4
 NO_DISTILLATION = {"model.distillation": False}  # Table 4's "None": distillation weight 0
 LOSS_RISE_BAR = 0.05  # the stability bar: no seed's supervised loss ends more than 5% above its minimum
-STD_RATIO_BAR = 1.5  # ... and ODMT's std across seeds at most 1.5x SASRec's (README: training stability)
+STD_RATIO_BAR = 1.5  # ... and ODMT's std across seeds at most 1.5x SASRec's (docs/training.md: training stability)
 
 
 @dataclass(frozen=True)
@@ -274,7 +274,8 @@ class Layout:
         swept = [g for g in self.where("odmt", {key}) if g.config[key] != self.reference[key]]
         if self.odmt is None or not swept:
             return {}
-        rows = {"None": g for g in self.groups if changes(g, self.reference) == NO_DISTILLATION}
+        no_distillation = next((g for g in self.groups if changes(g, self.reference) == NO_DISTILLATION), None)
+        rows = {"None": no_distillation} if no_distillation is not None else {}
         for group in sorted([self.odmt, *swept], key=lambda g: g.config[key]):
             rows[f"{SWEPT[key]} = {group.config[key]:g}"] = group
         return rows
@@ -313,7 +314,7 @@ def report_markdown(dataset: str, layout: Layout) -> str:
         columns.append("Improv.")
     parts.append(markdown_table(rows, columns, corner="metric"))
     if flagged := diverged_runs(runs):
-        parts.append("**Diverged** (training loss rose `train.divergence_epochs` epochs in a row; README: training "
+        parts.append("**Diverged** (training loss rose `train.divergence_epochs` epochs in a row; docs/training.md: training "
                      "stability): " + ", ".join(f"{name} (epoch {epoch})" for name, epoch in flagged.items()))
     if layout.odmt in overall:
         parts += ["## Training stability (every seed; ensemble, test)", stability(layout.odmt, baselines, keys[0])]

@@ -1,4 +1,4 @@
-"""The feature store contract (DESIGN.md), defined once and checked by every reader.
+"""The feature store contract (docs/design.md), defined once and checked by every reader.
 
 features/<modality>/shard-00000.h5   item_idx int32 [n]; tokens float16 [n, L, d];
                                      mask bool [n, L] (text only: False on padding)

@@ -1,4 +1,4 @@
-"""The interim contract: what every ingest reader writes and prepare reads (DESIGN.md).
+"""The interim contract: what every ingest reader writes and prepare reads (docs/design.md).
 
 interactions.parquet  user_id, item_id, timestamp (int64 seconds), in source order so
                       that equal timestamps keep the order the source gave them.

@@ -83,7 +83,7 @@ class Standardized:
     A frozen encoder's tokens share a large mean (hm-sample's image CLS: norm 44, of
     which 24 is the catalogue's mean). The softmax cannot see a part every item shares,
     so nothing holds it back: it grew until bf16 logits could no longer resolve one
-    item from another, and training diverged (README: training stability). This affine
+    item from another, and training diverged (docs/training.md: why ODMT standardises its features). This affine
     map can be folded into the projection W^m E^m + b^m, so the model is the paper's;
     only its starting point and conditioning change. Statistics in float64, in chunks
     of 512 items (79 MB of float64 at 50 tokens x 384 dims; 4,096 took 1.5 GB), so a

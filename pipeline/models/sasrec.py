@@ -11,7 +11,7 @@ slots, where ranking reads the user, but in the pass its targets sit at earlier 
 The position table starts as a normal(0, initializer_range) draw, as in SASRec's
 reference code and RecBole, not nn.Embedding's normal(0, 1): with item embeddings of
 that small scale, unit-scale positions swamp the item after the input LayerNorm, and
-an ID-only SASRec then learns barely more than position (measured in the README).
+an ID-only SASRec then learns barely more than position (measured in docs/results.md).
 """
 
 from __future__ import annotations

@@ -321,7 +321,7 @@ def train(
         row["diverged"] = int(diverged(rows, config.divergence_epochs))
         if row["diverged"] and not already_diverged(rows[:-1]):
             log.warning("epoch %d: the training loss (CE terms) rose %d epochs in a row: the run diverged. Lower "
-                        "train.learning_rate or raise train.warmup_steps (README: training stability)", epoch,
+                        "train.learning_rate or raise train.warmup_steps (docs/training.md: training stability)", epoch,
                         config.divergence_epochs)
         timing = {"epoch": epoch, "sequences_per_s": trained / train_seconds, "seconds": time.perf_counter() - start}
         timings.append(timing)

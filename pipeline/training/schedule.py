@@ -46,7 +46,7 @@ def supervised_loss(row: dict[str, float]) -> float:
 def loss_rise(rows: Sequence[dict[str, float]]) -> float:
     """How far the supervised loss ends above its lowest epoch, relative (0: it ends at its minimum).
 
-    A converged run ends near 0; a diverged one far above (the stability bar: README).
+    A converged run ends near 0; a diverged one far above (the stability bar: docs/training.md).
     """
     losses = [supervised_loss(row) for row in rows]
     return losses[-1] / min(losses) - 1
