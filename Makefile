@@ -21,4 +21,5 @@ run: setup
 	$(BIN)/dvc repro
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest

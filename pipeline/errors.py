@@ -77,5 +77,7 @@ def declared_ranges(cls: type) -> dict[str, Range]:
     ranges = {}
     for name, hint in typing.get_type_hints(cls, include_extras=True).items():
         for kind in (hint, *typing.get_args(hint)):
-            ranges |= {name: extra for extra in getattr(kind, "__metadata__", ()) if isinstance(extra, Range)}
+            for extra in getattr(kind, "__metadata__", ()):
+                if isinstance(extra, Range):
+                    ranges[name] = extra
     return ranges

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from pipeline.artifacts import check_output
-from pipeline.dataset.synthetic import FeatureShapes, write_synthetic
 from pipeline.formats.hm_layout import write_hm_layout
 from pipeline.formats.hm_subset import write_hm_subset
 from stages.common import command_group, print_counts, stage
@@ -60,6 +59,8 @@ def synthetic(
     feature_dim: Annotated[int, typer.Option(help="Width of every random token (the paper's features: 384).")] = 8,
 ) -> None:
     """MovieLens-100k-sized sequences whose next item an ID model can learn: where a trainer must beat Pop."""
+    from pipeline.dataset.synthetic import FeatureShapes, write_synthetic  # torch and h5py load here only
+
     with stage("sample synthetic"):
         check_output(out, folder=True)
         shapes = FeatureShapes(image_tokens, text_tokens, feature_dim)

@@ -17,7 +17,8 @@ def train(
     out: Annotated[Path, typer.Option(help="Run folder to write.")],
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last.safetensors.")] = False,
     model: Annotated[
-        str | None, typer.Option(help="odmt; sasrec, gru4rec, nextitnet (ID only); fdsa, unisrec, sasrec_lf, sasrec_ef (= -S model.name=...).")
+        str | None,
+        typer.Option(help="odmt; sasrec, gru4rec, nextitnet (ID only); fdsa, unisrec, sasrec_lf, sasrec_ef (= -S model.name=...)."),
     ] = None,
     experiment: Annotated[
         str | None, typer.Option(help="A run of params.yaml's experiments.runs: apply its changes before -S.")

@@ -9,8 +9,8 @@ import pytest
 from pipeline.dataset.prepare import PrepareConfig, prepare
 from pipeline.errors import InputError
 from pipeline.formats.amazon import AmazonConfig, ingest_amazon
-from tests.sources import assert_counts_add_up, read_interim
 from tests.sources import amazon as fixture
+from tests.sources import assert_counts_add_up, read_interim
 
 REVIEW = {"reviewerID": "AZZZ", "asin": fixture.ASINS[0], "unixReviewTime": fixture.START}
 

@@ -25,8 +25,8 @@ from pipeline.features import extract as extraction
 from pipeline.features.config import ExtractConfig, ImageFeaturesConfig, TextFeaturesConfig
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import epoch_batches
-from pipeline.training.loss import Objective
 from pipeline.training.loop import LAST, MODELS, batch_loss, train, validate
+from pipeline.training.loss import Objective
 from tests.conftest import HM_MINI, REPO
 from tests.model_fixtures import random_features, tiny
 

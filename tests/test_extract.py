@@ -22,6 +22,7 @@ from pipeline.formats.hm import HMConfig, ingest_hm
 from stages.cli import app
 from tests.conftest import HM_MINI, REPO
 
+
 @pytest.fixture(scope="module")
 def processed(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("hm-mini")

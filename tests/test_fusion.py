@@ -2,8 +2,8 @@ import torch
 
 from pipeline.models.fdsa import FDSA
 from pipeline.models.fusion import EarlyFusion, late_fusion
-from pipeline.models.unisrec import MoEAdaptor, UniSRec
 from pipeline.models.odmt import ODMT, training_logits
+from pipeline.models.unisrec import MoEAdaptor, UniSRec
 from pipeline.training.loss import Objective, cross_entropy
 from tests.model_fixtures import random_features, tiny
 

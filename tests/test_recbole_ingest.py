@@ -146,7 +146,10 @@ def test_without_an_item_file_every_text_is_null(tmp_path):
     [
         ("user_id:token\titem_id:token\trating:double\n" + ROW, r"ml-mini.inter, line 1: field 'rating' has the unknown type 'double'"),
         ("user_id:token\titem_id\n1\t2\n", r"ml-mini.inter, line 1: field 'item_id' has no type"),
-        ("user_id:token,item_id:token,rating:float,timestamp:float\n1,2,5.0,978300760\n", r"ml-mini.inter, line 1: .* not separated by tabs"),
+        (
+            "user_id:token,item_id:token,rating:float,timestamp:float\n1,2,5.0,978300760\n",
+            r"ml-mini.inter, line 1: .* not separated by tabs",
+        ),
         ("uid:token\titem_id:token\trating:float\ttimestamp:float\n" + ROW, r"ml-mini.inter, line 1: no field \['user_id'\]"),
         (fixture.INTER_HEADER, "header but no records"),
         ("", "empty file"),

@@ -11,8 +11,8 @@ from pipeline.checkpoint import load_checkpoint
 from pipeline.dataset.processed import leave_one_out, left_pad
 from pipeline.errors import InputError
 from pipeline.evaluation.ranking import RankingTask, pessimistic_ranks, recall_at
-from pipeline.training.config import TrainConfig
 from pipeline.models.id_only import IDOnly
+from pipeline.training.config import TrainConfig
 from pipeline.training.data import training_sequences
 from pipeline.training.loop import BEST, LAST, MODELS, load_item_features, load_weights, train, validate
 from pipeline.training.loss import Objective

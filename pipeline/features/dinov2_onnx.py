@@ -64,8 +64,8 @@ def packaged_dinov2(cache_root: Path) -> Path:
 def rebuild_dinov2(onnx_path: Path, out_dir: Path) -> Path:
     """Read the backbone weights out of the ONNX graph and save them as a Dinov2Model folder."""
     import onnx
-    from onnx import numpy_helper
     import transformers
+    from onnx import numpy_helper
     from transformers import Dinov2Config, Dinov2Model
 
     # transformers 5 names the torchvision-free processor BitImageProcessorPil and warns when BitImageProcessor

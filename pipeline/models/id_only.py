@@ -17,6 +17,7 @@ from pipeline.models.config import ModelConfig
 from pipeline.models.odmt import ItemFeatures, latest_user_states, single_loss, training_logits, user_encoder
 from pipeline.training.loss import Objective
 
+
 def id_table(items: int, config: ModelConfig) -> nn.Embedding:
     """A learned embedding per item ID (row 0 = padding, zeros), RecBole-initialised: normal(0, initializer_range)."""
     table = nn.Embedding(items + 1, config.hidden_size, padding_idx=0)
