@@ -24,7 +24,7 @@ from pipeline.capacity import free_disk
 from pipeline.errors import InputError
 
 FULL_DISK_BYTES = 2**20  # a write that fails with less than this free failed for want of space
-FIXES = {  # errno -> what is wrong with the path, and what to do
+FIXES: dict[int | None, str] = {  # errno -> what is wrong with the path, and what to do
     errno.EROFS: "its file system is read-only; write to another folder",
     errno.EACCES: "permission denied; change its permissions, or use another path",
     errno.EPERM: "permission denied; change its permissions, or use another path",

@@ -50,8 +50,8 @@ def load_checkpoint(path: Path, fix: str, needs: Collection[str] = ()) -> tuple[
     except (SafetensorError, OSError) as error:
         raise InputError(f"{path}: not a readable checkpoint ({error}). {fix}") from None
     try:
-        plain = json.loads(header)
-    except (TypeError, json.JSONDecodeError):
+        plain = None if header is None else json.loads(header)
+    except json.JSONDecodeError:
         plain = None
     if not isinstance(plain, dict) or not set(needs) <= plain.keys():
         raise InputError(f"{path}: a safetensors file without this pipeline's checkpoint values "

@@ -17,7 +17,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 
 import yaml
 
@@ -30,7 +30,10 @@ from pipeline.models.config import ModelConfig
 from pipeline.peers.config import CompareConfig
 from pipeline.training.config import TrainConfig
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -224,7 +227,7 @@ def build(cls: type[T], data: Any, where: str, key: str = "") -> T:
 def _coerce(kind: Any, value: Any, where: str, key: str) -> Any:
     """Check `value` against type hint `kind`; convert only where YAML cannot say it (tuple, Path)."""
     origin = typing.get_origin(kind)
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         return build(kind, value, where, key)
     if origin is Literal:
         if value not in typing.get_args(kind):

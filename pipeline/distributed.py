@@ -7,6 +7,7 @@ joined, so the same code runs single-process unchanged.
 from __future__ import annotations
 
 import atexit
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -93,11 +94,11 @@ class GatherRows(torch.autograd.Function):
     """gather_padded with a backward: each rank's share of the summed gradient, unpadded."""
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, rows: torch.Tensor, length: int) -> torch.Tensor:
+    def forward(ctx: Any, rows: torch.Tensor, length: int) -> torch.Tensor:
         ctx.rows, ctx.length = len(rows), length
         return gather_padded(rows, length).to(rows.device)
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         start = dist.get_rank() * ctx.length
         return sum_over_ranks(grad.contiguous())[start:start + ctx.rows], None

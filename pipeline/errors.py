@@ -7,11 +7,10 @@ imports those dataclasses.
 
 from __future__ import annotations
 
-import functools
 import math
 import typing
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 
 class InputError(ValueError):
@@ -59,7 +58,7 @@ Probability = Annotated[float, Range(0, 1, high_open=True)]  # dropout: 1 would 
 Seed = Annotated[int, Range(0, 2**32 - 1)]  # NumPy's seeds are unsigned 32-bit
 
 
-def check_ranges(config: Any) -> None:
+def check_ranges(config: object) -> None:
     """Raise ValueError, starting with the field's name, for the first field of dataclass `config`
     (or entry of a tuple field) outside the Range its type declares. Called by every config's __post_init__."""
     for name, allowed in declared_ranges(type(config)).items():
@@ -71,7 +70,6 @@ def check_ranges(config: Any) -> None:
             raise ValueError(f"{name} = {value!r}: must be {allowed}")
 
 
-@functools.cache
 def declared_ranges(cls: type) -> dict[str, Range]:
     """Field name -> the Range on its type, looked through `X | None` and `tuple[X, ...]`."""
     ranges = {}

@@ -73,7 +73,7 @@ def ingest(
     overrides: Overrides = None,
 ) -> None:
     """`odmt ingest amazon` on a synthetic gzipped category (ingest.amazon parameters): rows/s and peak memory."""
-    from pipeline.formats.benchmark import benchmark_ingest
+    from pipeline.synthetic.amazon_category import benchmark_ingest
 
     with stage("bench ingest"):
         print_counts("ingest amazon", benchmark_ingest(lines, params(params_file, overrides).ingest.amazon))

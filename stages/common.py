@@ -29,7 +29,7 @@ from pipeline.errors import InputError
 from pipeline.runtime import cluster
 
 log = logging.getLogger("odmt")
-LITERAL = {"markup": False, "emoji": False, "highlight": False}
+LITERAL: dict[str, Any] = {"markup": False, "emoji": False, "highlight": False}
 console = Console(stderr=True, **LITERAL)
 stdout = Console(**LITERAL)  # no file given: it writes to sys.stdout as it is at print time (CliRunner swaps it)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from pipeline.artifacts import check_output
-from pipeline.formats.recbole import export_recbole
+from pipeline.dataset.export import export_recbole
 from stages.common import command_group, print_counts, stage
 
 app = command_group("Write the processed dataset in another toolkit's format.")

@@ -11,6 +11,7 @@ import typer
 from pipeline.artifacts import check_output
 from pipeline.capacity import require_disk
 from pipeline.dataset.processed import ITEMS_FILE
+from pipeline.features.config import Modality
 from stages.common import Overrides, ParamsFile, echo, params, parquet_rows, progress_bar, run_alone, stage
 
 
@@ -29,7 +30,7 @@ def extract(
     from pipeline.features.store import TOKEN_DTYPE
 
     with stage(f"extract {modality}"):
-        names = ("text", "image") if modality == "all" else (modality,)
+        names: tuple[Modality, ...] = ("text", "image") if modality == "all" else (modality,)
         config = params(params_file, overrides).extract
         for name in names:
             check_output(out / name, folder=True)

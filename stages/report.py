@@ -18,8 +18,8 @@ def report(
     dataset: Annotated[str | None, typer.Option(help="Dataset name for the title; default: the folder above --runs.")] = None,
 ) -> None:
     """The paper's tables (overall, per branch, ablations) and figures across every evaluated run."""
-    from pipeline.evaluation.report import report as write_report  # matplotlib loads here only
-    from pipeline.evaluation.report import timing_table
+    from pipeline.reporting.report import report as write_report  # matplotlib loads here only
+    from pipeline.reporting.report import timing_table
 
     with stage("report"):
         check_output(out, folder=True)

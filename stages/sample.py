@@ -1,6 +1,6 @@
 """`odmt sample hm`: cut the small, real embedded sample out of a larger raw folder.
-`odmt sample hm-layout`: a generated raw H&M folder of the full download's size (pipeline/formats/hm_layout.py).
-`odmt sample synthetic`: a processed dataset with a known, ID-learnable structure (pipeline/dataset/synthetic.py)."""
+`odmt sample hm-layout`: a generated raw H&M folder of the full download's size (pipeline/synthetic/hm_layout.py).
+`odmt sample synthetic`: a processed dataset with a known, ID-learnable structure (pipeline/synthetic/dataset.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from pipeline.artifacts import check_output
-from pipeline.formats.hm_layout import write_hm_layout
-from pipeline.formats.hm_subset import write_hm_subset
+from pipeline.synthetic.hm_layout import write_hm_layout
+from pipeline.synthetic.hm_subset import write_hm_subset
 from stages.common import command_group, print_counts, stage
 
 app = command_group("Cut a small real subset out of a raw dataset (see data/raw/*/README.md), or make a synthetic one.")
@@ -59,7 +59,7 @@ def synthetic(
     feature_dim: Annotated[int, typer.Option(help="Width of every random token (the paper's features: 384).")] = 8,
 ) -> None:
     """MovieLens-100k-sized sequences whose next item an ID model can learn: where a trainer must beat Pop."""
-    from pipeline.dataset.synthetic import FeatureShapes, write_synthetic  # torch and h5py load here only
+    from pipeline.synthetic.dataset import FeatureShapes, write_synthetic  # torch and h5py load here only
 
     with stage("sample synthetic"):
         check_output(out, folder=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 
 from pipeline.artifacts import check_output
+from pipeline.models.config import ModelName
 from stages.common import Overrides, ParamsFile, echo, params, parquet_rows, progress_bar, run_alone, stage
 
 
@@ -18,7 +19,7 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last.safetensors.")] = False,
     model: Annotated[
         str | None,
-        typer.Option(help="odmt; sasrec, gru4rec, nextitnet (ID only); fdsa, unisrec, sasrec_lf, sasrec_ef (= -S model.name=...)."),
+        typer.Option(help=f"{', '.join(get_args(ModelName))} (= -S model.name=...; docs/model.md)."),
     ] = None,
     experiment: Annotated[
         str | None, typer.Option(help="A run of params.yaml's experiments.runs: apply its changes before -S.")

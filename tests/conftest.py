@@ -70,7 +70,7 @@ def shared_hm() -> Path:
 @pytest.fixture(scope="session")
 def data(tmp_path_factory) -> tuple[Path, Path]:
     """hm-mini processed, with small random feature stores standing in for `odmt extract` (for training and evaluation)."""
-    from pipeline.dataset.synthetic import write_random_store  # torch loads only for tests that train
+    from pipeline.synthetic.dataset import write_random_store  # torch loads only for tests that train
 
     root = tmp_path_factory.mktemp("train")
     ingest_hm(HM_MINI, root / "interim", HMConfig())

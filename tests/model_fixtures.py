@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import torch
 
+from pipeline.features.items import ItemFeatures
 from pipeline.models.config import ModelConfig
-from pipeline.models.odmt import ItemFeatures
 
 TINY = ModelConfig(hidden_size=16, imt_heads=2, user_heads=2, positions=6, dropout=0.1)
 

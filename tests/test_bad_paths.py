@@ -21,7 +21,7 @@ FIRST_WORK = {  # command -> the first call that reads or computes: it must not 
     "extract": "pipeline.features.extract.load_encoder",
     "train": "pipeline.training.loop.train",
     "evaluate": "pipeline.evaluation.evaluate.evaluate",
-    "report": "pipeline.evaluation.report.report",
+    "report": "pipeline.reporting.report.report",
     "recommend": "pipeline.evaluation.recommend.recommend",
 }
 

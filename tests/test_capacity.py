@@ -6,10 +6,10 @@ from collections import namedtuple
 import pytest
 
 from pipeline import capacity
-from pipeline.dataset.synthetic import FeatureShapes, write_synthetic
 from pipeline.errors import InputError
 from pipeline.evaluation.benchmark import benchmark_evaluate
 from pipeline.evaluation.config import EvaluateConfig
+from pipeline.synthetic.dataset import FeatureShapes, write_synthetic
 from tests.model_fixtures import tiny
 
 Usage = namedtuple("Usage", "total used free")

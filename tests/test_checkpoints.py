@@ -17,9 +17,12 @@ from typer.testing import CliRunner
 
 from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.errors import InputError
+from pipeline.features.items import load_item_features
+from pipeline.models.checkpoints import BEST, CONFIG, LAST
 from pipeline.models.config import ModelConfig
+from pipeline.models.registry import MODELS
 from pipeline.training.config import TrainConfig
-from pipeline.training.loop import BEST, CONFIG, LAST, MODELS, load_item_features, recipe, train
+from pipeline.training.loop import recipe, train
 from stages.cli import app
 from tests.conftest import REPO
 from tests.model_fixtures import tiny

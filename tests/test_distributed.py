@@ -23,10 +23,12 @@ from pipeline.checkpoint import load_checkpoint
 from pipeline.evaluation.ranking import RankingTask
 from pipeline.features import extract as extraction
 from pipeline.features.config import ExtractConfig, ImageFeaturesConfig, TextFeaturesConfig
+from pipeline.models.checkpoints import LAST
+from pipeline.models.objective import Objective
+from pipeline.models.registry import MODELS
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import epoch_batches
-from pipeline.training.loop import LAST, MODELS, batch_loss, train, validate
-from pipeline.training.loss import Objective
+from pipeline.training.loop import batch_loss, train, validate
 from tests.conftest import HM_MINI, REPO
 from tests.model_fixtures import random_features, tiny
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from pipeline.checkpoint import load_checkpoint
-from pipeline.dataset.synthetic import write_random_store
 from pipeline.errors import InputError
 from pipeline.evaluation import ranking
 from pipeline.evaluation.config import EvaluateConfig
 from pipeline.evaluation.evaluate import evaluate
-from pipeline.training.loop import BEST
+from pipeline.models.checkpoints import BEST
+from pipeline.synthetic.dataset import write_random_store
 
 CONFIG = EvaluateConfig(device="cpu", precision="fp32", cpu_threads=1, users_per_batch=16, items_per_batch=100)
 

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.dataset import synthetic
 from pipeline.dataset.processed import read_processed
-from pipeline.dataset.synthetic import FeatureShapes, write_synthetic
 from pipeline.errors import InputError
 from pipeline.features.store import SCHEMA_VERSION, FeatureIdentity, Manifest, ShardedTokens, load_tokens, read_shard, write_shard
+from pipeline.synthetic import dataset as synthetic
+from pipeline.synthetic.dataset import FeatureShapes, write_synthetic
 
 
 def identity(**changes) -> FeatureIdentity:

@@ -2,9 +2,9 @@ import torch
 
 from pipeline.models.fdsa import FDSA
 from pipeline.models.fusion import EarlyFusion, late_fusion
-from pipeline.models.odmt import ODMT, training_logits
+from pipeline.models.objective import Objective, cross_entropy
+from pipeline.models.odmt import ODMT
 from pipeline.models.unisrec import MoEAdaptor, UniSRec
-from pipeline.training.loss import Objective, cross_entropy
 from tests.model_fixtures import random_features, tiny
 
 SEQUENCES = torch.tensor([[0, 0, 1, 2, 3, 1, 4], [5, 2, 6, 1, 7, 8, 2]])
@@ -15,7 +15,7 @@ def test_late_fusion_averages_the_logits_of_one_user_encoder_per_input():
     model = late_fusion(tiny(), random_features(10)).eval()
     assert not model.config.imt and not model.config.distillation and set(model.user_encoders) == {"image", "text", "id"}
     loss, parts = model(SEQUENCES, epoch=1)
-    logits, scored = training_logits(model, SEQUENCES, Objective())
+    logits, scored = model.training_logits(SEQUENCES, Objective())
     assert torch.allclose(loss, cross_entropy(torch.stack(list(logits.values())).mean(dim=0), scored))
     assert set(parts) == {"ce_ensemble", "total"}
 

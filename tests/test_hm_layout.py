@@ -6,9 +6,9 @@ import pytest
 from PIL import Image
 
 from pipeline.errors import InputError
-from pipeline.formats import hm_layout
 from pipeline.formats.hm import ARTICLES, TRANSACTIONS, HMConfig, ingest_hm
-from pipeline.formats.hm_layout import ARTICLES_HEADER, write_hm_layout
+from pipeline.synthetic import hm_layout
+from pipeline.synthetic.hm_layout import ARTICLES_HEADER, write_hm_layout
 from tests.sources import assert_counts_add_up, read_interim
 
 ROWS, ARTICLE_ROWS, CUSTOMERS = 5000, 300, 400

@@ -1,7 +1,7 @@
 import filecmp
 import hashlib
 
-from pipeline.formats.hm_subset import write_hm_subset
+from pipeline.synthetic.hm_subset import write_hm_subset
 from tests.conftest import HM_MINI, jpeg_bytes, transactions_csv, write_hm_raw
 
 

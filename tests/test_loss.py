@@ -3,18 +3,16 @@ import math
 import pytest
 import torch
 
-from pipeline.training.loss import (
+from pipeline.models.objective import (
     MASKED_LOGIT,
     Objective,
     candidate_logits,
     candidates,
     cross_entropy,
-    distillation_kl,
-    distillation_terms,
     in_batch_candidates,
-    rampup_weight,
     target_positions,
 )
+from pipeline.models.odmt import distillation_kl, distillation_terms, rampup_weight
 
 
 def test_two_user_batch_by_hand():

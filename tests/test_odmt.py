@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from pipeline.models.odmt import ODMT, ItemFeatures, Standardized, initial_id_table
+from pipeline.features.items import ItemFeatures, Standardized
+from pipeline.models.odmt import ODMT, initial_id_table
 from tests.model_fixtures import random_features, tiny
 
 
@@ -106,9 +107,10 @@ def test_item_embeddings_in_chunks_and_user_embeddings_at_the_last_position():
     torch.manual_seed(0)
     model = ODMT(tiny(), random_features(8)).eval()
     histories = torch.tensor([[0, 0, 0, 1, 2, 3], [4, 5, 6, 7, 8, 1]])
-    items = model.all_item_embeddings(chunk=3)
+    whole = model.all_item_embeddings()
+    model.item_chunk = 3
+    items = model.all_item_embeddings()
     assert items["id"].shape == (9, 16) and items["id"][0].abs().sum() == 0
-    whole = model.all_item_embeddings(chunk=1024)
     assert all(torch.allclose(items[b], whole[b], atol=1e-6) for b in model.branches)
     users = model.user_embeddings(histories, items)
     with torch.no_grad():
@@ -138,7 +140,7 @@ def test_trailing_text_padding_does_not_change_item_outputs():
 
 
 def test_full_softmax_is_the_cross_entropy_over_every_item_and_trains_the_imt():
-    from pipeline.training.loss import Objective
+    from pipeline.models.objective import Objective
 
     torch.manual_seed(0)
     model = ODMT(tiny(dropout=0.0, distillation=False), random_features(10)).eval()

@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.dataset import images
 from pipeline.dataset.prepare import PrepareConfig, prepare
 from pipeline.errors import InputError
 from pipeline.features.images import ItemImages, load_rgb
+from pipeline.formats import images
 from pipeline.formats.odmt_tsv import OdmtTsvConfig, ingest_odmt_tsv
 from tests.sources import assert_counts_add_up, read_interim
 from tests.sources import odmt_tsv as fixture

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from pipeline.config import load_params
+from pipeline.dataset.export import export_recbole
 from pipeline.dataset.processed import leave_one_out, read_processed
 from pipeline.dataset.tuning import write_tuning_set
 from pipeline.errors import InputError
 from pipeline.evaluation import ranking
-from pipeline.formats.recbole import export_recbole
 from pipeline.peers import recbole as peer
 from pipeline.peers.config import RecBolePeerConfig
 from tests.conftest import REPO

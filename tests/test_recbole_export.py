@@ -7,10 +7,11 @@ import typer
 from typer.testing import CliRunner
 
 from pipeline.artifacts import write_parquet
+from pipeline.dataset.export import export_recbole
 from pipeline.dataset.prepare import PrepareConfig, prepare
 from pipeline.dataset.processed import ITEMS, SEQUENCES, leave_one_out
 from pipeline.errors import InputError
-from pipeline.formats.recbole import RecBoleConfig, export_recbole, ingest_recbole
+from pipeline.formats.recbole import RecBoleConfig, ingest_recbole
 from stages import export
 from tests.sources import recbole as fixture
 

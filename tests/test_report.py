@@ -8,7 +8,9 @@ from typer.testing import CliRunner
 
 from pipeline.artifacts import read_tsv, write_json, write_tsv
 from pipeline.errors import InputError
-from pipeline.evaluation.report import ablation_name, bolded, cell, markdown_table, report
+from pipeline.reporting.layout import ablation_name
+from pipeline.reporting.report import report
+from pipeline.reporting.tables import bolded, cell, markdown_table
 from stages.report import report as report_command
 
 KEYS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")

@@ -6,8 +6,9 @@ import torch
 from pipeline.checkpoint import join_optimizer, load_checkpoint
 from pipeline.config import ConfigError, build
 from pipeline.errors import InputError
+from pipeline.models.checkpoints import LAST
 from pipeline.training.config import TrainConfig
-from pipeline.training.loop import LAST, train
+from pipeline.training.loop import train
 from pipeline.training.schedule import check_schedule, diverged, learning_rate_at, rising_epochs
 from tests.model_fixtures import tiny
 from tests.test_training import QUICK, read_log

@@ -7,12 +7,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline.dataset import synthetic
 from pipeline.dataset.processed import leave_one_out, read_processed
-from pipeline.dataset.synthetic import FeatureShapes, write_synthetic
 from pipeline.errors import InputError
 from pipeline.evaluation.ranking import Popularity, item_embeddings, rank_task, recall_at, validation_task
 from pipeline.features.store import Manifest, load_tokens
+from pipeline.synthetic import dataset as synthetic
+from pipeline.synthetic.dataset import FeatureShapes, write_synthetic
 from pipeline.training.loop import train
 from tests.model_fixtures import tiny
 from tests.test_training import QUICK

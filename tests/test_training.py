@@ -11,11 +11,14 @@ from pipeline.checkpoint import load_checkpoint
 from pipeline.dataset.processed import leave_one_out, left_pad
 from pipeline.errors import InputError
 from pipeline.evaluation.ranking import RankingTask, pessimistic_ranks, recall_at
+from pipeline.features.items import load_item_features
+from pipeline.models.checkpoints import BEST, LAST, load_weights
 from pipeline.models.id_only import IDOnly
+from pipeline.models.objective import Objective
+from pipeline.models.registry import MODELS
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import training_sequences
-from pipeline.training.loop import BEST, LAST, MODELS, load_item_features, load_weights, train, validate
-from pipeline.training.loss import Objective
+from pipeline.training.loop import train, validate
 from tests.model_fixtures import random_features, tiny
 
 QUICK = TrainConfig(epochs=4, batch_size=32, learning_rate=3e-3, patience=100, device="cpu", precision="fp32", cpu_threads=1)

@@ -21,20 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.artifacts import write_json, write_parquet
-from pipeline.dataset import images
 from pipeline.dataset.config import PrepareConfig
-from pipeline.dataset.processed import (
-    ITEMS,
-    ITEMS_FILE,
-    SEQUENCES,
-    SEQUENCES_FILE,
-    STATS_FILE,
-    positions_from_end,
-    split_places,
-    train_counts,
-)
+from pipeline.dataset.processed import ITEMS, SEQUENCES, positions_from_end, split_places, train_counts, write_processed
 from pipeline.errors import InputError
+from pipeline.formats import images
 from pipeline.formats.interim import ITEMS_FILE as INTERIM_ITEMS_FILE
 from pipeline.formats.interim import read_interim
 
@@ -89,20 +79,16 @@ def prepare(interim: Path, raw: Path, out: Path, config: PrepareConfig) -> dict[
     drops["items_no_longer_occurring"] = {"items": int(len(item_ids) - bad_item.sum() - len(present))}
 
     items_table, sequences_table = reindex(user, item, user_ids, item_ids, items)
-    return write_processed(out, items_table, sequences_table, {"drops": drops})
+    return write_processed(out, items_table, sequences_table, processed_stats(items_table, sequences_table, {"drops": drops}))
 
 
-def write_processed(out: Path, items: pa.Table, sequences: pa.Table, made_by: dict[str, Any]) -> dict[str, Any]:
-    """Write the processed contract and return its stats.json: the Table 1 row, `made_by` (the drops, or
-    the set it was cut from), and the split's targets no ID model can reach or read as trained."""
-    stats = table1_row(sequences, items.num_rows) | made_by | {
+def processed_stats(items: pa.Table, sequences: pa.Table, made_by: dict[str, Any]) -> dict[str, Any]:
+    """stats.json of a processed set cut from real data: the Table 1 row, `made_by` (the drops, or the set it
+    was cut from), and the split's targets no ID model can reach or read as trained."""
+    return table1_row(sequences, items.num_rows) | made_by | {
         "targets_repeating_history": repeated_targets(sequences),
         "test_inputs_ending_untrained": untrained_test_inputs(sequences),
     }
-    write_parquet(out / ITEMS_FILE, items)
-    write_parquet(out / SEQUENCES_FILE, sequences)
-    write_json(out / STATS_FILE, stats)
-    return stats
 
 
 def grouped_by_user(interactions: pa.Table) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
@@ -143,7 +129,7 @@ def item_problems(item_ids: list[str], items: pa.Table, raw: Path, config: Prepa
     """For each id of `item_ids`: None if it has text and a readable image, else the drop reason."""
     known = dict(zip(items["item_id"].to_pylist(), zip(items["text"].to_pylist(), items["image_path"].to_pylist())))
     problems: list[str | None] = [None] * len(item_ids)
-    to_open: list[tuple[int, Path]] = []
+    to_open: list[tuple[int, images.ImageSource]] = []
     for i, item_id in enumerate(item_ids):
         if item_id not in known:
             problems[i] = "not_in_items_table"

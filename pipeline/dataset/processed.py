@@ -1,4 +1,4 @@
-"""The processed contract (docs/design.md) and the leave-one-out split every later stage uses.
+"""The processed contract (docs/design.md), its one writer and its reader, and the leave-one-out split every later stage uses.
 
 items.parquet      item_idx 1..N (0 is padding), item_id, text, image_path, train_count
 sequences.parquet  user_idx 0..U-1, user_id, items (list of item_idx, oldest first)
@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.artifacts import read_parquet
+from pipeline.artifacts import read_parquet, write_json, write_parquet
 
 PADDING_IDX = 0
 
@@ -86,3 +87,15 @@ def read_processed(processed: Path) -> tuple[pa.Table, pa.Table]:
         read_parquet(processed / ITEMS_FILE, ITEMS, produced_by),
         read_parquet(processed / SEQUENCES_FILE, SEQUENCES, produced_by),
     )
+
+
+def write_processed(out: Path, items: pa.Table, sequences: pa.Table, stats: dict[str, Any]) -> dict[str, Any]:
+    """Write the processed contract to `out` and return `stats`: the one writer of its tables (prepare, the tuning
+    set, the synthetic set), each file atomic, so every processed set is what read_processed checks."""
+    for name, table, schema in ((ITEMS_FILE, items, ITEMS), (SEQUENCES_FILE, sequences, SEQUENCES)):
+        if not table.schema.equals(schema):
+            raise ValueError(f"{out / name}: the table's schema {table.schema} is not the processed contract's {schema}")
+    write_parquet(out / ITEMS_FILE, items)
+    write_parquet(out / SEQUENCES_FILE, sequences)
+    write_json(out / STATS_FILE, stats)
+    return stats

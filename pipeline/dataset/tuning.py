@@ -22,8 +22,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.dataset.prepare import write_processed
-from pipeline.dataset.processed import SEQUENCES_FILE, read_processed, train_counts
+from pipeline.dataset.prepare import processed_stats
+from pipeline.dataset.processed import SEQUENCES_FILE, read_processed, train_counts, write_processed
 from pipeline.errors import InputError
 
 
@@ -42,4 +42,4 @@ def write_tuning_set(processed: Path, out: Path) -> dict[str, Any]:
     items = items.set_column(items.schema.get_field_index("train_count"), "train_count", pa.array(train_count))
     sequences = sequences.set_column(sequences.schema.get_field_index("items"), "items",
                                      pa.array(shortened, sequences.schema.field("items").type))
-    return write_processed(out, items, sequences, {"tuning_set_of": str(processed)})
+    return write_processed(out, items, sequences, processed_stats(items, sequences, {"tuning_set_of": str(processed)}))

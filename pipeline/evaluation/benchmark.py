@@ -16,10 +16,10 @@ import torch
 from pipeline.capacity import require_memory
 from pipeline.evaluation.config import EvaluateConfig
 from pipeline.evaluation.ranking import RankingTask, inference_model, item_embeddings, rank_task, scorers
+from pipeline.features.items import ItemFeatures
 from pipeline.models.config import ModelConfig
-from pipeline.models.odmt import ItemFeatures
+from pipeline.models.registry import build_model
 from pipeline.runtime import resolve_device, resolve_precision, set_up_cpu_process
-from pipeline.training.loop import MODELS
 
 BANK = 1024  # distinct random items, tiled: generating 100k x 80 x 384 normals would dominate the benchmark
 
@@ -34,6 +34,11 @@ def synthetic_features(items: int, image_tokens: int, text_tokens: int, width: i
     image[0] = text[0] = 0
     mask[0] = False
     return ItemFeatures(image, text, mask, torch.ones(items + 1, dtype=torch.long))
+
+
+def feature_bytes(items: int, image_tokens: int, text_tokens: int, width: int) -> int:
+    """The bytes of synthetic_features' float16 tokens, held in memory."""
+    return (items + 1) * (image_tokens + text_tokens) * width * 2
 
 
 def benchmark_evaluate(
@@ -51,13 +56,13 @@ def benchmark_evaluate(
     device = resolve_device(config.device)
     scores = config.users_per_batch * config.items_per_batch * 4 * 4  # fp32 scores of every branch and their mean
     for items in item_counts:
-        features = (items + 1) * (image_tokens + text_tokens) * width * 2  # float16 tokens, held in memory
-        require_memory(features + scores, f"bench evaluate at {items} items", "--items (or the users/items per batch)")
+        require_memory(feature_bytes(items, image_tokens, text_tokens, width) + scores, f"bench evaluate at {items} items",
+                       "--items (or the users/items per batch)")
     rows = []
     for items in item_counts:
         generator = torch.Generator().manual_seed(seed)
         features = synthetic_features(items, image_tokens, text_tokens, width, generator)
-        model = inference_model(MODELS[model_config.name](model_config, features.to(device)).to(device), config.precision)
+        model = inference_model(build_model(model_config, features.to(device)).to(device), config.precision)
         histories = torch.randint(1, items + 1, (users, model_config.positions), generator=generator)
         task = RankingTask(histories, torch.randint(1, items + 1, (users,), generator=generator),
                            [sorted(set(h)) for h in histories.tolist()])
@@ -76,7 +81,7 @@ def benchmark_evaluate(
             "items_encoded_per_s": round(items / (encoded - start), 1),
             "users_ranked_per_s": round(users / (ranked - encoded), 1),
             "users_per_s_including_encoding": round(users / (ranked - start), 1),
-            "feature_mib": round((features.image.nbytes + features.text.nbytes) / 2**20),
+            "feature_mib": round(feature_bytes(items, image_tokens, text_tokens, width) / 2**20),
             "peak_rss_mib_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "peak_cuda_mib": round(torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else None,
         })

@@ -31,8 +31,8 @@ from pipeline.evaluation.ranking import (
     test_task,
     validation_task,
 )
+from pipeline.models.checkpoints import load_run
 from pipeline.runtime import resolve_device, set_up_cpu_process
-from pipeline.training.loop import load_run
 
 METRICS, RANKS, POPULARITY = "metrics.json", "ranks.parquet", "popularity_groups.tsv"
 

@@ -13,14 +13,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import pyarrow as pa
 import torch
+from torch import nn
 
 from pipeline.dataset.processed import leave_one_out, left_pad
 from pipeline.errors import InputError
 from pipeline.evaluation.config import POPULARITY_RANKING
+from pipeline.models.base import Ranker, Recommender
 from pipeline.runtime import Precision, resolve_precision
 
 
@@ -75,14 +76,14 @@ def pessimistic_ranks(
     """{scorer: 1-based rank of each target among all N items}, for one block of users.
 
     users {branch: (U, d)}; items {branch: (N + 1, d)}, row 0 = padding. A scorer's score
-    is the mean over its branches of H . D (no popularity correction), and
+    is Ranker.score's, the mean over its branches of H . D (no popularity correction), and
     rank = 1 + #{candidates j != target : s_j >= s_target}, counted over item blocks.
     A NaN score counts against the target.
     """
     device = targets.device
     n_items = len(next(iter(items.values()))) - 1
-    branch_target = {b: (users[b].float() * items[b][targets].float()).sum(dim=1) for b in users}  # (U,)
-    target = {name: mean([branch_target[b] for b in branches]).unsqueeze(1) for name, branches in scorers.items()}
+    own = Ranker.score(users, {b: e[targets] for b, e in items.items()}, scorers, paired=True)  # {scorer: (U,)}
+    target = {name: score.unsqueeze(1) for name, score in own.items()}
     rows = torch.repeat_interleave(torch.arange(len(exclude)), torch.tensor([len(e) for e in exclude], dtype=torch.long))
     columns = torch.tensor([item for excluded in exclude for item in excluded], dtype=torch.long)
     rows, columns = rows.to(device), columns.to(device)
@@ -94,32 +95,18 @@ def pessimistic_ranks(
     higher = {name: torch.zeros(len(targets), dtype=torch.long, device=device) for name in scorers}
     for start in range(1, n_items + 1, items_per_batch):
         end = min(start + items_per_batch, n_items + 1)
-        branch_scores = {b: users[b].float() @ items[b][start:end].float().T for b in users}  # (U, C)
+        scores = Ranker.score(users, {b: e[start:end] for b, e in items.items()}, scorers)  # {scorer: (U, C)}
         inside = (columns >= start) & (columns < end)
         pair_rows, pair_columns = rows[inside], columns[inside] - start
-        for name, branches in scorers.items():
-            counted = (mean([branch_scores[b] for b in branches]) < target[name]).logical_not_()  # >= target, or NaN
+        for name in scorers:
+            counted = (scores[name] < target[name]).logical_not_()  # >= target, or NaN
             higher[name] += counted.sum(dim=1, dtype=torch.int32)  # int32: a bool sum is int64, a 128 MB copy a block
             higher[name].index_add_(0, pair_rows, -counted[pair_rows, pair_columns].long())  # not candidates
-        del branch_scores, counted  # freed before the next block's are computed: one block alive, not two
+        del scores, counted  # freed before the next block's are computed: one block alive, not two
     return {
         name: torch.where(target_excluded | target[name].squeeze(1).isnan(), torch.full_like(count, n_items), count + 1)
         for name, count in higher.items()
     }
-
-
-def mean(scores: list[torch.Tensor]) -> torch.Tensor:
-    """A scorer's score: the mean of its branches' scores (one branch: itself, no copy).
-
-    Summed into one new tensor in place: a block of scores is 64 MB at the default
-    1024 users x 16384 items, and `sum(...) / n` would hold two more of them.
-    """
-    if len(scores) == 1:
-        return scores[0]
-    total = scores[0] + scores[1]
-    for score in scores[2:]:
-        total += score
-    return total.div_(len(scores))
 
 
 def recall_at(ranks: torch.Tensor, k: int) -> float:
@@ -137,18 +124,7 @@ def ranking_metrics(ranks: torch.Tensor, ks: Sequence[int]) -> dict[str, float]:
     return {f"recall@{k}": recall_at(ranks, k) for k in ks} | {f"ndcg@{k}": ndcg_at(ranks, k) for k in ks}
 
 
-class Ranked(Protocol):
-    """What a model offers the evaluator (RecBole-style: one interface for every model)."""
-
-    branches: tuple[str, ...]
-    features: Any  # frozen item features, shared by inference copies
-
-    def all_item_embeddings(self) -> dict[str, torch.Tensor]: ...
-
-    def user_embeddings(self, histories: torch.Tensor, items: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
-
-
-def inference_model(model: Ranked, precision: Precision) -> Ranked:
+def inference_model(model: Recommender, precision: Precision) -> Recommender:
     """The model as it ranks: a bf16 (or fp16) copy where `precision` resolves to one, else itself.
 
     Whole-model low precision rather than autocast: no per-operation casts, so users
@@ -163,14 +139,21 @@ def inference_model(model: Ranked, precision: Precision) -> Ranked:
     return copy.deepcopy(model, shared).to(torch.bfloat16 if resolved == "bf16" else torch.float16).eval()
 
 
+def evaluation_mode(model: Ranker) -> Ranker:
+    """A model ranks in eval mode: dropout off (a ranker that is no nn.Module has no training mode)."""
+    if isinstance(model, nn.Module):
+        model.eval()
+    return model
+
+
 @torch.no_grad()
-def item_embeddings(model: Ranked) -> dict[str, torch.Tensor]:
+def item_embeddings(model: Ranker) -> dict[str, torch.Tensor]:
     """Every item encoded once; fp32 out, so scores are compared in fp32.
 
     Checked finite once here, for every block that ranks with them: a NaN score would rank
     its target last, and metrics would come out as zeros instead of an error.
     """
-    embeddings = {branch: e.float() for branch, e in model.eval().all_item_embeddings().items()}
+    embeddings = {branch: e.float() for branch, e in evaluation_mode(model).all_item_embeddings().items()}
     for branch, embedding in embeddings.items():
         finite = embedding[1:].isfinite().all(dim=1)  # row 0 is padding, never ranked
         if not finite.all():
@@ -183,7 +166,7 @@ def item_embeddings(model: Ranked) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def rank_task(
-    model: Ranked,
+    model: Ranker,
     task: RankingTask,
     items: dict[str, torch.Tensor],
     by: dict[str, list[str]],
@@ -191,7 +174,7 @@ def rank_task(
     items_per_batch: int,
 ) -> dict[str, torch.Tensor]:
     """{scorer: rank of every user's target}, users in blocks of `users_per_batch`."""
-    model.eval()
+    evaluation_mode(model)
     device = next(iter(items.values())).device
     blocks = []
     for start in range(0, len(task.targets), users_per_batch):
@@ -202,7 +185,7 @@ def rank_task(
     return {name: torch.cat([ranks[name].cpu() for ranks in blocks]) for name in by}
 
 
-class Popularity:
+class Popularity(Ranker):
     """Pop: every user gets the items in order of their training-part count (RecBole's Pop).
 
     Ranked by the same code as every model (history excluded, ties against the target),
@@ -210,13 +193,9 @@ class Popularity:
     """
 
     branches = (POPULARITY_RANKING,)
-    features = None
 
     def __init__(self, train_count: torch.Tensor) -> None:
         self.train_count = train_count.float().unsqueeze(1)  # (N + 1, 1): the item "embedding" is its count
-
-    def eval(self) -> Popularity:
-        return self
 
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:
         return {POPULARITY_RANKING: self.train_count}

@@ -17,9 +17,9 @@ import torch
 from pipeline.dataset.processed import left_pad, read_processed
 from pipeline.errors import InputError
 from pipeline.evaluation.config import EvaluateConfig
-from pipeline.evaluation.ranking import inference_model, item_embeddings, mean
+from pipeline.evaluation.ranking import inference_model, item_embeddings
+from pipeline.models.checkpoints import load_run
 from pipeline.runtime import resolve_device, set_up_cpu_process
-from pipeline.training.loop import load_run
 
 RECOMMENDATIONS = pa.schema(
     [("user_id", pa.string()), ("rank", pa.int32()), ("item_id", pa.string()), ("score", pa.float32()), ("text", pa.string())]
@@ -79,7 +79,7 @@ def recommend(
         block = histories[start:start + config.users_per_batch]
         inputs = torch.tensor([left_pad(h, model.config.positions) for h in block], dtype=torch.long, device=device)
         users_h = model.user_embeddings(inputs, items)
-        scores = mean([users_h[b] @ items[b].T for b in model.branches])  # (U, N + 1), as evaluate scores
+        scores = model.score(users_h, items, {"ensemble": model.branches})["ensemble"]  # (U, N + 1), as evaluate scores
         scores[:, 0] = float("-inf")
         if config.exclude_history:
             for row, seen in enumerate(block):

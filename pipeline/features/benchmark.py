@@ -32,7 +32,7 @@ def benchmark_extract(modality: Modality, processed: Path, raw: Path, config: Ex
         subset.mkdir()
         pq.write_table(table, subset / ITEMS_FILE)
         encoder = load_encoder(modality, config)  # loaded before timing, like the forward-only run below
-        dataset = encoder.dataset(table, raw)
+        dataset: Any = encoder.dataset(table, raw)  # texts or images, as this encoder's collate takes them
         batches = [
             encoder.collate([dataset[i] for i in range(start, min(start + config.batch_size, len(dataset)))])[1]
             for start in range(0, len(dataset), config.batch_size)

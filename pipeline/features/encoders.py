@@ -23,11 +23,11 @@ import pyarrow as pa
 import torch
 from PIL import Image
 
-from pipeline.dataset.images import resolve_inside
 from pipeline.errors import InputError
 from pipeline.features.config import PACKAGED_IMAGE, PACKAGED_TEXT
 from pipeline.features.images import ItemImages, Stretch, WithProcessor
 from pipeline.features.pooling import pool_patches
+from pipeline.formats.images import resolve_inside
 
 T = TypeVar("T")
 

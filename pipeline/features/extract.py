@@ -116,7 +116,7 @@ def claim(out: Path, identity: FeatureIdentity, force: bool, write: bool = True)
     """
     existing = Manifest.read(out)
     replace = existing is not None and existing.identity != identity
-    if replace and not force:
+    if existing is not None and replace and not force:
         changes = "; ".join(identity.differences(existing.identity))
         raise InputError(
             f"{out / MANIFEST_FILE}: these features were built differently ({changes}). Mixing them is refused: "
@@ -170,15 +170,17 @@ def encode_shards(
                 tokens, mask = encoder(inputs)
             parts.append((item_idx.numpy(), tokens.float().cpu().numpy(), None if mask is None else mask.cpu().numpy()))
             on_items(len(item_idx))
-        item_idx, tokens, masks = (np.concatenate(column) if column[0] is not None else None for column in zip(*parts))
+        ids, tokens_of_batches, masks_of_batches = zip(*parts)
+        item_ids, encoded = np.concatenate(ids), np.concatenate(tokens_of_batches)
+        masks = None if masks_of_batches[0] is None else np.concatenate(masks_of_batches)
         with np.errstate(over="ignore"):  # a value beyond float16's range is infinite as stored: refused just below
-            tokens = tokens.astype(TOKEN_DTYPE)
-        row = first_non_finite(tokens)
+            stored = encoded.astype(TOKEN_DTYPE)
+        row = first_non_finite(stored)
         if row is not None:
-            item = f"item_idx {item_idx[row]} (item_id {table['item_id'][row].as_py()})"
+            item = f"item_idx {item_ids[row]} (item_id {table['item_id'][row].as_py()})"
             raise InputError(f"{encoder.name}: encoded {item} to NaN or infinite values, so {out / shard_name(index)} is not "
                              "written; run with -S extract.precision=fp32, or check the encoder.")
-        write_shard(out / shard_name(index), item_idx, tokens, masks)
+        write_shard(out / shard_name(index), item_ids, stored, masks)
         seconds = time.perf_counter() - start
         log.info("%s: %d items, %.1f items/s", shard_name(index), table.num_rows, table.num_rows / seconds)
 

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.dataset.images import ImageSource, open_image
 from pipeline.errors import InputError
+from pipeline.formats.images import ImageSource, open_image
 
 WHITE = (255, 255, 255)
 

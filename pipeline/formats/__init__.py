@@ -1,1 +1,1 @@
-"""Raw sources -> the canonical interim tables (interim.py), one reader module per source."""
+"""Raw sources -> the canonical interim tables (interim.py), one reader module per source; raw image access (images.py)."""

@@ -26,13 +26,14 @@ from __future__ import annotations
 import ast
 import gzip
 import html
+import io
 import json
 import logging
 import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -263,7 +264,7 @@ def read_records(path: Path, report: FileReport) -> Iterator[tuple[int, dict[str
         raise InputError(f"{path}: empty. Is it the complete file?")
 
 
-def open_dump(path: Path) -> BinaryIO:
+def open_dump(path: Path) -> io.BufferedIOBase:
     """`path` opened for reading bytes, decompressed when it starts with gzip's magic bytes."""
     with path.open("rb") as file:
         gzipped = file.read(len(GZIP_MAGIC)) == GZIP_MAGIC

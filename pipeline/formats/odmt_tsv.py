@@ -11,7 +11,7 @@ file (0, 1, 2, ... over the whole file), so every user's items keep their order,
 for a user whose sequence is split over several lines.
 
 Images stay in the LMDB: image_path is `lmdb:{tag}_image.lmdb#<item>` (see
-pipeline/dataset/images.py), set for items that have a key in it.
+pipeline/formats/images.py), set for items that have a key in it.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.dataset.images import lmdb_environment, lmdb_image_path
 from pipeline.errors import InputError
 from pipeline.formats.config import OdmtTsvConfig
+from pipeline.formats.images import lmdb_environment, lmdb_image_path
 from pipeline.formats.interim import FileReport, blank_to_null, distinct_items, write_interim
 from pipeline.formats.rawfiles import batched, keyed_lines, only_one, read_sequences
 

@@ -1,5 +1,5 @@
-"""RecBole atomic files, both ways: raw `<name>.inter`/`<name>.item` -> interim tables, and
-processed/ -> atomic files, so RecBole's models can be run on the very same data.
+"""RecBole atomic files -> interim tables: raw `<name>.inter`/`<name>.item` (`odmt export recbole`
+writes the processed set back as atomic files, so RecBole's models run on the very same data).
 
 raw/<name>.inter                 one interaction per line
 raw/<name>.item                  one item per line (optional; without it no item has text)
@@ -33,8 +33,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.artifacts import atomic_path
-from pipeline.dataset.processed import read_processed
 from pipeline.errors import InputError
 from pipeline.formats.config import RecBoleConfig
 from pipeline.formats.csvfiles import MALFORMED, read_header
@@ -55,11 +53,6 @@ INTER_SUFFIX = ".inter"
 ITEM_SUFFIX = ".item"
 FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
 TEXT_TYPES = ("token", "token_seq")
-
-# What export_recbole writes: RecBole's default field names.
-EXPORT_INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
-EXPORT_ITEM_HEADER = "item_id:token\ttext:token_seq\n"
-EXPORT_USERS_PER_BATCH = 10_000  # sequences turned into Python lists at a time
 
 
 def ingest_recbole(raw: Path, out: Path, config: RecBoleConfig) -> dict[str, Any]:
@@ -229,60 +222,3 @@ def find_images(raw: Path, item_ids: list[str], config: RecBoleConfig) -> list[s
         found = next((name for name in names if name in present), None)
         paths.append(None if found is None else (Path(config.images) / found).as_posix())
     return paths
-
-
-def export_recbole(processed: Path, out: Path, name: str) -> dict[str, int]:
-    """Write processed/ as `out/<name>.inter` and `out/<name>.item`; return what was written.
-
-    The same users, items and order as the ODMT runs: one `.inter` row per item of every
-    sequence, its timestamp the item's position in the sequence (0 = oldest), and a
-    `.item` row per item holding its text as a token_seq.
-
-    To evaluate on our split, give RecBole `data_path` = the parent of `out`, `dataset` =
-    `name`, `load_col: {inter: [user_id, item_id, timestamp], item: [item_id, text]}` and
-    `eval_args: {split: {LS: valid_and_test}, order: TO, mode: full}`, with its
-    interaction-count filters and duplicate removal left off and `MAX_ITEM_LIST_LENGTH`
-    at least prepare.max_sequence_length. Ordering each user's rows by these timestamps
-    (TO), testing on the last and validating on the one before (LS valid_and_test) is
-    then exactly our leave_one_out.
-    """
-    items, sequences = read_processed(processed)
-    item_ids = {
-        idx: recbole_token(item, processed) for idx, item in zip(items["item_idx"].to_pylist(), items["item_id"].to_pylist())
-    }
-    interactions = 0
-    with atomic_path(out / f"{name}{INTER_SUFFIX}") as tmp, tmp.open("w", encoding="utf-8", newline="\n") as file:
-        file.write(EXPORT_INTER_HEADER)
-        for batch in sequences.to_batches(max_chunksize=EXPORT_USERS_PER_BATCH):
-            for user, sequence in zip(batch["user_id"].to_pylist(), batch["items"].to_pylist()):
-                user = recbole_token(user, processed)
-                file.writelines(f"{user}\t{item_ids[idx]}\t{position}\n" for position, idx in enumerate(sequence))
-                interactions += len(sequence)
-    with atomic_path(out / f"{name}{ITEM_SUFFIX}") as tmp, tmp.open("w", encoding="utf-8", newline="\n") as file:
-        file.write(EXPORT_ITEM_HEADER)
-        file.writelines(
-            f"{item_ids[idx]}\t{recbole_token_seq(text)}\n"
-            for idx, text in zip(items["item_idx"].to_pylist(), items["text"].to_pylist())
-        )
-    return {"users": sequences.num_rows, "items": items.num_rows, "interactions": interactions}
-
-
-def recbole_token(value: str, processed: Path) -> str:
-    """`value` as a token field, refusing what a tab-separated line (or pandas' quoting) would change."""
-    if "\t" in value or "\n" in value or "\r" in value or value.startswith('"'):
-        raise InputError(
-            f"{processed}: id {value!r} holds a tab or line break or starts with a double quote, which a RecBole "
-            "atomic file cannot carry. Change such ids in the raw data and re-run ingest and prepare."
-        )
-    return value
-
-
-def recbole_token_seq(text: str | None) -> str:
-    """`text` as a token_seq field whose space-separated tokens are its words.
-
-    Whitespace runs (tabs and line breaks included) become one space, so splitting at
-    spaces gives the words back. A text opening with a double quote gets a leading space,
-    which RecBole's split drops and our reader trims, for pandas not to take it as quoting.
-    """
-    words = " ".join((text or "").split())
-    return f" {words}" if words.startswith('"') else words

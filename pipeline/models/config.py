@@ -8,6 +8,14 @@ from typing import Annotated, Literal
 from pipeline.errors import Count, Positive, Probability, Range, check_ranges
 
 PositionsFrom = Literal["latest", "oldest"]  # model.positions_from: SASRec's position 0 (see pipeline/models/sasrec.py)
+Backbone = Literal["sasrec", "gru4rec", "nextitnet"]  # model.user_encoder, and the ID-only baselines' model.name
+# model.name: ODMT; an ID-only baseline of that backbone; FDSA; UniSRec; or SASRec+LF / SASRec+EF (late / early fusion)
+ModelName = Literal["odmt", "sasrec", "gru4rec", "nextitnet", "fdsa", "unisrec", "sasrec_lf", "sasrec_ef"]
+# model.name -> the paper's name, in Table 2's column order (reports print these; pipeline/models/registry.py builds them)
+DISPLAY_NAMES: dict[str, str] = {
+    "gru4rec": "GRU4Rec", "sasrec": "SASRec", "nextitnet": "NextItNet", "fdsa": "FDSA", "unisrec": "UniSRec",
+    "sasrec_ef": "SASRec+EF", "sasrec_lf": "SASRec+LF", "odmt": "ODMT",
+}
 
 
 @dataclass(frozen=True)
@@ -15,8 +23,7 @@ class ModelConfig:
     """Which model, and its architecture and loss. Each model reads the fields it needs
     (RecBole-style); every Table 3 ablation of ODMT is one switch here."""
 
-    # ODMT; an ID-only baseline of that backbone; FDSA; UniSRec; or SASRec+LF / SASRec+EF (late / early fusion)
-    name: Literal["odmt", "sasrec", "gru4rec", "nextitnet", "fdsa", "unisrec", "sasrec_lf", "sasrec_ef"] = "odmt"
+    name: ModelName = "odmt"
     hidden_size: Count = 384  # d: every modality is projected to it (W^m E^m + b^m)
     imt: bool = True  # False: separate Transformers per modality ("w/o IMT")
     imt_layers: Count = 2  # IMT layers; with imt off, layers of each per-modality Transformer
@@ -26,7 +33,7 @@ class ModelConfig:
     use_id: bool = True  # False: ID-free ODMT, image and text branches only
     standardize_features: bool = True  # ODMT: centre and scale every feature dimension over the catalogue first
     id_init: Literal["mean", "text", "image", "random"] = "mean"  # ID table from the CLS features (standardised when standardize_features)
-    user_encoder: Literal["sasrec", "gru4rec", "nextitnet"] = "sasrec"  # ODMT: each branch's backbone (Figure 5)
+    user_encoder: Backbone = "sasrec"  # ODMT: each branch's backbone (Figure 5)
     user_layers: Count = 2  # SASRec: Transformer layers; GRU4Rec: GRU layers; NextItNet: repeats of user_dilations
     user_heads: Count = 2  # SASRec only
     user_kernel_size: Count = 3  # NextItNet only (RecBole's default)

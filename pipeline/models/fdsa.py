@@ -13,18 +13,22 @@ from dataclasses import replace
 import torch
 from torch import nn
 
+from pipeline.features.items import ItemFeatures
+from pipeline.models.base import Recommender, id_table, single_loss, user_encoder
 from pipeline.models.config import ModelConfig
-from pipeline.models.id_only import id_table
-from pipeline.models.odmt import ItemFeatures, single_loss, user_encoder
-from pipeline.training.loss import Objective, candidate_logits, candidates
+from pipeline.models.objective import Objective, candidate_logits, candidates
 
 
-class FDSA(nn.Module):
+class FDSA(Recommender):
+    """The user state is its two streams' last states, fused: FDSA overrides forward and user_embeddings."""
+
     def __init__(self, config: ModelConfig, features: ItemFeatures) -> None:
         super().__init__()
         self.config, self.features = config, features
         self.branches = ("id",)
         d = config.hidden_size
+        # Initialisation, in this order: the ID table normal(0, initializer_range), the feature projections, the field
+        # attention, the two SASRec streams (positions normal(0, initializer_range)), the fusion.
         self.item_embeddings = id_table(features.items, config)
         self.feature_projections = nn.ModuleDict(
             {"image": nn.Linear(features.image.shape[2], d), "text": nn.Linear(features.text.shape[2], d)}
@@ -53,6 +57,12 @@ class FDSA(nn.Module):
         feature = self.streams["feature"](self.feature_embeddings(sequences), valid, outputs)
         return self.fuse(torch.cat([item, feature], dim=-1))
 
+    def sequence_item_embeddings(self, sequences: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"id": self.item_embeddings(sequences)}
+
+    def item_catalogue(self) -> dict[str, torch.Tensor]:
+        return {"id": self.item_embeddings.weight}
+
     def forward(
         self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
     ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -60,9 +70,9 @@ class FDSA(nn.Module):
         scored = candidates(sequences, self.features.popularity, objective)
         users = self.user_states(sequences[:, :-1])[scored.rows]
         if objective.full_softmax:
-            columns = self.item_embeddings.weight[1:]  # every item
+            columns = self.item_catalogue()["id"][1:]  # every item
         else:
-            columns = self.item_embeddings(sequences[:, 1:])[scored.rows]  # the batch's targets
+            columns = self.sequence_item_embeddings(sequences[:, 1:])["id"][scored.rows]  # the batch's targets
         return single_loss({"id": candidate_logits(users, columns, scored)}, scored)
 
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:

@@ -14,16 +14,21 @@ from dataclasses import replace
 import torch
 from torch import nn
 
+from pipeline.features.items import ItemFeatures
+from pipeline.models.base import single_loss, user_encoder
 from pipeline.models.config import ModelConfig
-from pipeline.models.odmt import ODMT, ItemFeatures, single_loss, training_logits, user_encoder
-from pipeline.training.loss import Objective
+from pipeline.models.objective import Objective
+from pipeline.models.odmt import ODMT
 
-BASELINE = {"imt": False, "distillation": False, "id_init": "random"}
+
+def baseline(config: ModelConfig) -> ModelConfig:
+    """ODMT's parts as the fusion baselines use them: separate Transformers, no distillation, a random ID table."""
+    return replace(config, imt=False, distillation=False, id_init="random")
 
 
 def late_fusion(config: ModelConfig, features: ItemFeatures) -> ODMT:
     """SASRec+LF."""
-    return ODMT(replace(config, **BASELINE), features)
+    return ODMT(baseline(config), features)
 
 
 def average(embeddings: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -34,8 +39,9 @@ class EarlyFusion(ODMT):
     """SASRec+EF: ODMT's per-modality item encoders, their embeddings averaged, one user encoder."""
 
     def __init__(self, config: ModelConfig, features: ItemFeatures) -> None:
-        super().__init__(replace(config, **BASELINE), features)
+        super().__init__(baseline(config), features)
         self.branches = ("fused",)
+        # ODMT's three user encoders are drawn, then replaced: the fused one's draws follow theirs, as they always have.
         self.user_encoders = nn.ModuleDict({"fused": user_encoder(self.config)})
 
     def sequence_item_embeddings(self, sequences: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -44,10 +50,11 @@ class EarlyFusion(ODMT):
     def item_catalogue(self) -> dict[str, torch.Tensor]:
         return average(super().item_catalogue())
 
-    def all_item_embeddings(self, chunk: int = 1024) -> dict[str, torch.Tensor]:
-        return average(super().all_item_embeddings(chunk))
+    def all_item_embeddings(self) -> dict[str, torch.Tensor]:
+        return average(super().all_item_embeddings())
 
     def forward(
         self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        return single_loss(*training_logits(self, sequences, objective))
+        """One CE on the fused branch's logits, logged as ce_fused (ODMT's own forward would log an ensemble)."""
+        return single_loss(*self.training_logits(sequences, objective))

@@ -9,31 +9,24 @@ catalogue size and the popularity correction.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import cast
 
 import torch
 from torch import nn
 
-from pipeline.models.config import ModelConfig
-from pipeline.models.odmt import ItemFeatures, latest_user_states, single_loss, training_logits, user_encoder
-from pipeline.training.loss import Objective
+from pipeline.features.items import ItemFeatures
+from pipeline.models.base import Recommender, id_table, user_encoder
+from pipeline.models.config import Backbone, ModelConfig
 
 
-def id_table(items: int, config: ModelConfig) -> nn.Embedding:
-    """A learned embedding per item ID (row 0 = padding, zeros), RecBole-initialised: normal(0, initializer_range)."""
-    table = nn.Embedding(items + 1, config.hidden_size, padding_idx=0)
-    nn.init.normal_(table.weight, std=config.initializer_range)
-    with torch.no_grad():
-        table.weight[0] = 0
-    return table
-
-
-class IDOnly(nn.Module):
+class IDOnly(Recommender):
     def __init__(self, config: ModelConfig, features: ItemFeatures) -> None:
         super().__init__()
         self.config, self.features = config, features
         self.branches = ("id",)
+        # Initialisation, in this order: the ID table normal(0, initializer_range), then the backbone's layers.
         self.item_embeddings = id_table(features.items, config)
-        self.user_encoders = nn.ModuleDict({"id": user_encoder(replace(config, user_encoder=config.name))})
+        self.user_encoders = nn.ModuleDict({"id": user_encoder(replace(config, user_encoder=cast(Backbone, config.name)))})
 
     @property
     def dtype(self) -> torch.dtype:
@@ -45,15 +38,6 @@ class IDOnly(nn.Module):
     def item_catalogue(self) -> dict[str, torch.Tensor]:
         return {"id": self.item_embeddings.weight}
 
-    def forward(
-        self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """sequences (B, L + 1) left-padded; the objective's targets predict the next -> (loss, its parts)."""
-        return single_loss(*training_logits(self, sequences, objective))
-
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:
         """{"id": (N + 1, d)}, row 0 (padding) zeros."""
         return {"id": self.item_embeddings.weight.detach()}
-
-    def user_embeddings(self, histories: torch.Tensor, items: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return latest_user_states(self.user_encoders, histories, items, self.dtype)

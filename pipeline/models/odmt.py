@@ -1,134 +1,41 @@
 """ODMT: Online Distillation-enhanced Multi-modal Transformer (Ji et al., ACM MM 2023).
 
-Read top to bottom as the paper's section 3:
-  3.2  ItemFeatures (eq. 1, precomputed by `odmt extract`, standardised per dimension), IMT
-       (eq. 2), ItemHead (eq. 3), and the ID table's initialisation from the CLS features;
+Read top to bottom as the paper's section 3, branches "image" (v), "text" (t) and "id":
+  3.2  the item encoder: IMT (eq. 2) over each item's frozen tokens (eq. 1, pipeline/features/items.py,
+       standardised per dimension), ItemHead (eq. 3), and the ID table's initialisation from the
+       CLS features;
   3.3  one user encoder per branch (eq. 4): SASRec, or GRU4Rec / NextItNet (Figure 5);
-  3.4/3.5  the debiased in-batch loss and online distillation (pipeline/training/loss.py).
-Branches are "image" (v), "text" (t) and "id".
+  3.4  each branch's debiased in-batch logits (eq. 5-6) under the objective every model shares
+       (pipeline/models/objective.py, through Recommender.training_logits);
+  3.5  online distillation (eq. 7-9): the ID branch teaches image and text, the ensemble
+       teaches the ID branch, its weight ramped up over the first epochs;
+and `ODMT`, which puts them together and ranks as every model does (pipeline/models/base.py).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
+import math
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from pipeline.features.items import ItemFeatures
+from pipeline.models.base import Recommender, single_loss, user_encoder
 from pipeline.models.config import ModelConfig
-from pipeline.models.gru4rec import GRU4Rec
-from pipeline.models.nextitnet import NextItNet
-from pipeline.models.sasrec import SASRec
+from pipeline.models.objective import Candidates, Objective, cross_entropy
 from pipeline.models.transformer import Transformer, key_padding
-from pipeline.training.loss import (
-    Candidates,
-    Objective,
-    candidate_logits,
-    candidates,
-    cross_entropy,
-    distillation_terms,
-    rampup_weight,
-)
 
 log = logging.getLogger(__name__)
 
-
-class Tokens(Protocol):
-    """One modality's frozen tokens, (N + 1, L, d) float16: a tensor, or a store read per batch (ShardedTokens).
-
-    Models only index them with a tensor of item ids, optionally with a token index.
-    """
-
-    shape: tuple[int, ...]
-    device: torch.device
-
-    def __getitem__(self, index: Any) -> torch.Tensor: ...
-
-    def __len__(self) -> int: ...
-
-    def to(self, device: torch.device) -> Tokens: ...
+BRANCHES = ("image", "text", "id")  # v, t and id; an ID-free ODMT (model.use_id: false) has the first two
 
 
-@dataclass
-class ItemFeatures:
-    """Frozen token features of every item (eq. 1), row 0 = padding; indexed per batch."""
-
-    image: Tokens  # (N + 1, L_v, d_v) float16, CLS first
-    text: Tokens  # (N + 1, L_t, d_t) float16, CLS first
-    text_mask: torch.Tensor  # (N + 1, L_t) bool, True on real tokens
-    popularity: torch.Tensor  # (N + 1,) training-part counts, at least 1
-
-    def to(self, device: torch.device) -> ItemFeatures:
-        return ItemFeatures(*(t.to(device) for t in (self.image, self.text, self.text_mask, self.popularity)))
-
-    @property
-    def items(self) -> int:
-        return len(self.image) - 1
-
-    def standardized(self) -> ItemFeatures:
-        """The same features with each token dimension centred and scaled over the catalogue (see `Standardized`)."""
-        return ItemFeatures(Standardized(self.image, None), Standardized(self.text, self.text_mask),
-                            self.text_mask, self.popularity)
-
-
-class Standardized:
-    """Tokens with each feature dimension centred and scaled to unit variance over the catalogue's real tokens;
-    padding stays 0. Applied as rows are read, so a catalogue on disk is never copied.
-
-    A frozen encoder's tokens share a large mean (hm-sample's image CLS: norm 44, of
-    which 24 is the catalogue's mean). The softmax cannot see a part every item shares,
-    so nothing holds it back: it grew until bf16 logits could no longer resolve one
-    item from another, and training diverged (docs/training.md: why ODMT standardises its features). This affine
-    map can be folded into the projection W^m E^m + b^m, so the model is the paper's;
-    only its starting point and conditioning change. Statistics in float64, in chunks
-    of 512 items (79 MB of float64 at 50 tokens x 384 dims; 4,096 took 1.5 GB), so a
-    paper-sized catalogue is never copied at once.
-    """
-
-    def __init__(self, tokens: Tokens, mask: torch.Tensor | None, chunk: int = 512) -> None:
-        self.tokens = tokens
-        self.mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device) if mask is None else mask
-        self.shape, self.device = tokens.shape, tokens.device
-        total = torch.zeros(tokens.shape[2], dtype=torch.float64, device=tokens.device)
-        squares, count = torch.zeros_like(total), 0
-        for start in range(0, len(tokens), chunk):
-            items = torch.arange(start, min(start + chunk, len(tokens)), device=tokens.device)
-            values = tokens[items][self.real(items, slice(None))].double()
-            total, squares, count = total + values.sum(dim=0), squares + values.square().sum(dim=0), count + len(values)
-        mean = total / count
-        std = (squares / count - mean.square()).clamp_min(0).sqrt().clamp_min(1e-3)  # a constant dimension becomes 0
-        self.mean, self.std = mean.float(), std.float()
-
-    def real(self, items: torch.Tensor, token: int | slice) -> torch.Tensor:
-        """Which of the indexed tokens are real: the mask's, never the padding item's."""
-        real = self.mask[items, token]
-        return real & (items != 0).view(*items.shape, *[1] * (real.dim() - items.dim()))
-
-    def __getitem__(self, index: torch.Tensor | tuple[torch.Tensor, int | slice]) -> torch.Tensor:
-        items, token = index if isinstance(index, tuple) else (index, slice(None))
-        values = self.tokens[items, token]
-        return ((values.float() - self.mean) / self.std * self.real(items, token).unsqueeze(-1)).to(values.dtype)
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def to(self, device: torch.device) -> Standardized:
-        moved = copy.copy(self)
-        moved.tokens, moved.device = self.tokens.to(device), device
-        moved.mask, moved.mean, moved.std = self.mask.to(device), self.mean.to(device), self.std.to(device)
-        return moved
-
-
-class ItemHead(nn.Sequential):
-    """Eq. 3: D = W2 LeakyReLU(W1 E_cls + b1) + b2, one per branch."""
-
-    def __init__(self, hidden_size: int) -> None:
-        super().__init__(nn.Linear(hidden_size, hidden_size), nn.LeakyReLU(), nn.Linear(hidden_size, hidden_size))
+# 3.2: the item encoder
 
 
 class IMT(nn.Module):
@@ -147,12 +54,15 @@ class IMT(nn.Module):
         self.projections = nn.ModuleDict({"image": nn.Linear(image_width, d), "text": nn.Linear(text_width, d)})
         if id_width is not None:
             self.projections["id"] = nn.Linear(id_width, d)
-        stack = dict(layers=config.imt_layers, hidden_size=d, heads=config.imt_heads, dropout=config.dropout,
-                     layer_norm_eps=config.layer_norm_eps, norm_first=config.imt_norm == "pre")
+
+        def stack() -> Transformer:
+            return Transformer(config.imt_layers, d, config.imt_heads, config.dropout, config.layer_norm_eps,
+                               norm_first=config.imt_norm == "pre")
+
         if config.imt:
-            self.transformer = Transformer(**stack)
+            self.transformer = stack()
         else:
-            self.transformers = nn.ModuleDict({"image": Transformer(**stack), "text": Transformer(**stack)})
+            self.transformers = nn.ModuleDict({"image": stack(), "text": stack()})
         self.heads = nn.ModuleDict({branch: ItemHead(d) for branch in self.projections})
 
     def forward(
@@ -187,58 +97,14 @@ class IMT(nn.Module):
         return {branch: self.heads[branch](out[:, i]) for i, branch in enumerate(read)}
 
 
-def user_encoder(config: ModelConfig) -> nn.Module:
-    """One branch's backbone (eq. 4; ODMT is model-agnostic, Figure 5): items (B, L, d), valid -> H (B, L, d)."""
-    d, layers = config.hidden_size, config.user_layers
-    if config.user_encoder == "gru4rec":
-        return GRU4Rec(d, layers, config.dropout)
-    if config.user_encoder == "nextitnet":
-        return NextItNet(d, layers, config.user_kernel_size, config.user_dilations, config.dropout, config.layer_norm_eps)
-    return SASRec(d, layers, config.user_heads, config.positions, config.dropout, config.layer_norm_eps,
-                  config.initializer_range, config.positions_from)
+class ItemHead(nn.Sequential):
+    """Eq. 3: D = W2 LeakyReLU(W1 E_cls + b1) + b2, one per branch."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__(nn.Linear(hidden_size, hidden_size), nn.LeakyReLU(), nn.Linear(hidden_size, hidden_size))
 
 
-def training_logits(
-    model: nn.Module, sequences: torch.Tensor, objective: Objective
-) -> tuple[dict[str, torch.Tensor], Candidates]:
-    """{branch: (R, C) logits} (eq. 5-6, or the full softmax) at the objective's target positions of `sequences`.
-
-    sequences (B, L + 1) left-padded. The model offers `user_encoders` (one per branch),
-    `sequence_item_embeddings(sequences)` and, for the full softmax, `item_catalogue()`
-    (every item, with gradients): the batch's items are then looked up in the catalogue,
-    so each item is still encoded once per step.
-    """
-    scored = candidates(sequences, model.features.popularity, objective)
-    if objective.full_softmax:
-        catalogue = model.item_catalogue()  # {branch: (N + 1, d)}
-        items = {branch: e[sequences] for branch, e in catalogue.items()}
-        columns = {branch: e[1:] for branch, e in catalogue.items()}
-    else:
-        items = model.sequence_item_embeddings(sequences)  # {branch: (B, L + 1, d)}
-        columns = {branch: e[:, 1:][scored.rows] for branch, e in items.items()}
-    valid = sequences[:, :-1] != 0
-    logits = {}
-    for branch, encoder in model.user_encoders.items():
-        users = encoder(items[branch][:, :-1], valid)  # (B, L, d)
-        logits[branch] = candidate_logits(users[scored.rows], columns[branch], scored)
-    return logits, scored
-
-
-def single_loss(logits: dict[str, torch.Tensor], scored: Candidates) -> tuple[torch.Tensor, dict[str, float]]:
-    """One CE on one set of logits (late fusion, and every single-branch baseline), logged as ce_<name>."""
-    ((name, z),) = logits.items()
-    loss = cross_entropy(z, scored)
-    return loss, {f"ce_{name}": loss.item(), "total": loss.item()}
-
-
-def latest_user_states(
-    user_encoders: nn.ModuleDict, histories: torch.Tensor, items: dict[str, torch.Tensor], dtype: torch.dtype
-) -> dict[str, torch.Tensor]:
-    """histories (U, L) left-padded, items {branch: (N + 1, d)} -> {branch: H (U, d)} at the last position, fp32."""
-    valid = histories != 0
-    return {
-        b: encoder(items[b][histories].to(dtype), valid, outputs=[-1])[:, 0].float() for b, encoder in user_encoders.items()
-    }
+# 3.2: the ID table's initialisation
 
 
 def initial_id_table(features: ItemFeatures, how: str) -> torch.Tensor:
@@ -261,33 +127,98 @@ def initial_id_table(features: ItemFeatures, how: str) -> torch.Tensor:
     return table
 
 
-class ODMT(nn.Module):
-    """Item encoder (IMT) + one user encoder per branch; training loss of eq. 5-9; full-ranking scores."""
+# 3.3 and 3.4: one user encoder per branch, and its in-batch logits
+
+
+def user_encoders(config: ModelConfig, branches: tuple[str, ...]) -> nn.ModuleDict:
+    """Eq. 4: one user encoder per branch (its backbone: `model.user_encoder`), each reading that branch's item
+    embeddings; their in-batch logits (eq. 5-6) are Recommender.training_logits under the shared objective."""
+    return nn.ModuleDict({branch: user_encoder(config) for branch in branches})
+
+
+# 3.5: online distillation
+
+
+def distillation_kl(teacher: torch.Tensor, student: torch.Tensor, temperature: float, detach_teacher: bool) -> torch.Tensor:
+    """T^2 KL(softmax(teacher / T) || softmax(student / T)), averaged over rows (one term of eq. 9)."""
+    if detach_teacher:
+        teacher = teacher.detach()
+    return temperature**2 * F.kl_div(
+        F.log_softmax(student / temperature, dim=-1),
+        F.log_softmax(teacher / temperature, dim=-1),
+        log_target=True,
+        reduction="batchmean",
+    )
+
+
+def distillation_terms(
+    logits: dict[str, torch.Tensor], temperature: float, detach_teacher: bool
+) -> dict[str, torch.Tensor]:
+    """Eq. 9: the ID branch teaches image and text, the ensemble teaches the ID branch.
+
+    Without an ID branch (ID-free ODMT) the ensemble teaches every branch.
+    """
+    ensemble = torch.stack(list(logits.values())).mean(dim=0)
+    teacher_of = {"image": "id", "text": "id", "id": "ensemble"} if "id" in logits else dict.fromkeys(logits, "ensemble")
+    teachers = logits | {"ensemble": ensemble}
+    return {
+        branch: distillation_kl(teachers[teacher_of[branch]], logits[branch], temperature, detach_teacher)
+        for branch in logits
+    }
+
+
+def rampup_weight(epoch: int, alpha: float) -> float:
+    """w = exp(-5 (1 - min(epoch, alpha) / alpha)^2), epochs counted from 1; a constant alpha when alpha < 1."""
+    if alpha < 1:
+        return alpha
+    return math.exp(-5 * (1 - min(epoch, alpha) / alpha) ** 2)
+
+
+def rampup_epochs(config: ModelConfig) -> int:
+    """Epochs until the distillation weight reaches 1 (eq. 9's ramp-up); 0 without distillation or a ramp-up."""
+    return int(config.alpha) if config.distillation and config.alpha >= 1 else 0
+
+
+def distillation_loss(
+    logits: dict[str, torch.Tensor], scored: Candidates, epoch: int, config: ModelConfig
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Eq. 7-9: every branch's CE plus the ramped-up weight times the KL terms -> (loss, its parts)."""
+    ce = {branch: cross_entropy(z, scored) for branch, z in logits.items()}
+    kl = distillation_terms(logits, config.temperature, config.detach_teacher)
+    weight = rampup_weight(epoch, config.alpha)
+    loss = cast(torch.Tensor, sum(ce.values()) + weight * sum(kl.values()))
+    parts = {f"ce_{b}": v.item() for b, v in ce.items()} | {f"kl_{b}": v.item() for b, v in kl.items()}
+    return loss, parts | {"distillation_weight": weight, "total": loss.item()}
+
+
+# ODMT
+
+
+class ODMT(Recommender):
+    """Item encoder (IMT) + one user encoder per branch; the loss of eq. 5-9; ranked by the mean of the branch scores."""
+
+    item_chunk = 1024  # items encoded at a time by all_item_embeddings: bounds its memory, not its result
 
     def __init__(self, config: ModelConfig, features: ItemFeatures) -> None:
         super().__init__()
         if config.standardize_features:
             features = features.standardized()
         self.config, self.features = config, features
-        self.branches = ("image", "text", "id") if config.use_id else ("image", "text")
+        self.branches = BRANCHES if config.use_id else BRANCHES[:2]
+        self.rampup_epochs = rampup_epochs(config)
+        # Initialisation, in this order (it fixes the random draws): the ID table from the CLS features (or Xavier
+        # when id_init is random), then the IMT's and the user encoders' layers (SASRec: positions normal(0, 0.02)).
         id_table = initial_id_table(features, config.id_init) if config.use_id else None
         if id_table is not None:
             self.id_embeddings = nn.Embedding.from_pretrained(id_table, freeze=False, padding_idx=0)
         self.item_encoder = IMT(
             config, features.image.shape[2], features.text.shape[2], None if id_table is None else id_table.shape[1]
         )
-        self.user_encoders = nn.ModuleDict({branch: user_encoder(config) for branch in self.branches})
-
-    @property
-    def rampup_epochs(self) -> int:
-        """Epochs until the distillation weight reaches 1 (eq. 9's ramp-up): the objective changes until then,
-        so early stopping waits for them (pipeline/training/loop.py)."""
-        return int(self.config.alpha) if self.config.distillation and self.config.alpha >= 1 else 0
+        self.user_encoders = user_encoders(config, self.branches)
 
     @property
     def dtype(self) -> torch.dtype:
-        """The weights' dtype (float32 to train; bf16 or fp16 in an inference copy): features are cast to it."""
-        return self.item_encoder.projections["image"].weight.dtype
+        return cast(nn.Linear, self.item_encoder.projections["image"]).weight.dtype
 
     def encode_items(self, items: torch.Tensor) -> dict[str, torch.Tensor]:
         """items (n,) ids -> {branch: D (n, d)} through the IMT.
@@ -327,27 +258,18 @@ class ODMT(nn.Module):
         self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; the objective's targets predict the next -> (loss, its parts)."""
-        logits, scored = training_logits(self, sequences, objective)
+        logits, scored = self.training_logits(sequences, objective)
         if not self.config.distillation:  # late fusion: one CE on the averaged logits
             return single_loss({"ensemble": torch.stack(list(logits.values())).mean(dim=0)}, scored)
-        ce = {branch: cross_entropy(z, scored) for branch, z in logits.items()}
-        kl = distillation_terms(logits, self.config.temperature, self.config.detach_teacher)
-        weight = rampup_weight(epoch, self.config.alpha)
-        loss = sum(ce.values()) + weight * sum(kl.values())
-        parts = {f"ce_{b}": v.item() for b, v in ce.items()} | {f"kl_{b}": v.item() for b, v in kl.items()}
-        return loss, parts | {"distillation_weight": weight, "total": loss.item()}
+        return distillation_loss(logits, scored, epoch, self.config)
 
     @torch.no_grad()
-    def all_item_embeddings(self, chunk: int = 1024) -> dict[str, torch.Tensor]:
-        """{branch: (N + 1, d)} for every item, each encoded once; row 0 (padding) is zeros."""
+    def all_item_embeddings(self) -> dict[str, torch.Tensor]:
+        """{branch: (N + 1, d)} for every item, each encoded once, `item_chunk` at a time; row 0 (padding) is zeros."""
         device = self.features.image.device
         parts: dict[str, list[torch.Tensor]] = defaultdict(list)
-        for start in range(1, self.features.items + 1, chunk):
-            items = torch.arange(start, min(start + chunk, self.features.items + 1), device=device)
+        for start in range(1, self.features.items + 1, self.item_chunk):
+            items = torch.arange(start, min(start + self.item_chunk, self.features.items + 1), device=device)
             for branch, e in self.encode_items(items).items():
                 parts[branch].append(e.float())
         return {b: torch.cat([torch.zeros_like(p[0][:1]), *p]) for b, p in parts.items()}
-
-    def user_embeddings(self, histories: torch.Tensor, items: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """histories (U, L) left-padded, items {branch: (N + 1, d)} -> {branch: H (U, d)} at the last position."""
-        return latest_user_states(self.user_encoders, histories, items, self.dtype)

@@ -14,14 +14,15 @@ ranked below popularity.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.features.items import ItemFeatures
+from pipeline.models.base import Recommender, user_encoder
 from pipeline.models.config import ModelConfig
-from pipeline.models.odmt import ItemFeatures, latest_user_states, single_loss, training_logits, user_encoder
-from pipeline.training.loss import Objective
 
 
 class MoEAdaptor(nn.Module):
@@ -50,12 +51,14 @@ class CosineScores(nn.Module):
         return F.normalize(self.encoder(items, valid, outputs), dim=-1) / self.temperature
 
 
-class UniSRec(nn.Module):
+class UniSRec(Recommender):
     def __init__(self, config: ModelConfig, features: ItemFeatures) -> None:
         super().__init__()
         self.config, self.features = config, features
         self.branches = ("item",)
         d, experts = config.hidden_size, config.adaptor_experts
+        # Initialisation, in this order: each adaptor (centres zero, PyTorch's Linear layers), then the SASRec
+        # (positions normal(0, initializer_range)). No ID table.
         self.adaptors = nn.ModuleDict({
             "text": MoEAdaptor(features.text.shape[2], d, experts, config.dropout),
             "image": MoEAdaptor(features.image.shape[2], d, experts, config.dropout),
@@ -65,7 +68,7 @@ class UniSRec(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.adaptors["text"].gate.weight.dtype
+        return cast(MoEAdaptor, self.adaptors["text"]).gate.weight.dtype
 
     def item_representations(self, items: torch.Tensor) -> torch.Tensor:
         """items (...) ids -> (..., d): adapted text CLS plus adapted image CLS, as a unit vector."""
@@ -79,17 +82,8 @@ class UniSRec(nn.Module):
         every_item = torch.arange(self.features.items + 1, device=self.features.image.device)
         return {"item": self.item_representations(every_item)}
 
-    def forward(
-        self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """sequences (B, L + 1) left-padded; the objective's targets predict the next -> (loss, its parts)."""
-        return single_loss(*training_logits(self, sequences, objective))
-
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:
         """{"item": (N + 1, d)}, row 0 (padding) zeros."""
         items = torch.arange(1, self.features.items + 1, device=self.features.image.device)
         embeddings = self.item_representations(items)
         return {"item": torch.cat([torch.zeros_like(embeddings[:1]), embeddings])}
-
-    def user_embeddings(self, histories: torch.Tensor, items: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return latest_user_states(self.user_encoders, histories, items, self.dtype)

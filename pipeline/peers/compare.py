@@ -19,16 +19,19 @@ import pyarrow as pa
 
 from pipeline.artifacts import atomic_path, write_json
 from pipeline.config import Params, run_params
+from pipeline.dataset.export import export_recbole
 from pipeline.dataset.processed import read_processed
 from pipeline.errors import InputError
 from pipeline.evaluation.config import POPULARITY_RANKING
 from pipeline.evaluation.evaluate import METRICS, evaluate
 from pipeline.evaluation.ranking import RankingTask, test_task, validation_task
-from pipeline.evaluation.report import cell, markdown_table, read_json
-from pipeline.formats.recbole import export_recbole
+from pipeline.models.checkpoints import LAST
+from pipeline.peers.config import PeerModel
 from pipeline.peers.recbole import RECBOLE_NAMES, SCORER, RecBoleRanker, rank_recbole, train_recbole
+from pipeline.reporting.runs import read_json
+from pipeline.reporting.tables import cell, markdown_table
 from pipeline.runtime import resolve_device, set_cpu_threads
-from pipeline.training.loop import LAST, train
+from pipeline.training.loop import train
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ def split_tasks(sequences: pa.Table, positions: int, exclude_history: bool) -> d
             "test": test_task(sequences, positions, exclude_history)}
 
 
-def recbole_run(model: str, seed: int, data: Path, out: Path, items: pa.Table, tasks: dict[bool, dict[str, RankingTask]],
+def recbole_run(model: PeerModel, seed: int, data: Path, out: Path, items: pa.Table, tasks: dict[bool, dict[str, RankingTask]],
                 params: Params, positions: int) -> dict[str, Any]:
     """RecBole's run of `model` at `seed`, trained and ranked unless its metrics exist."""
     run = out / "recbole" / f"{model}-seed{seed}"
@@ -83,7 +86,7 @@ def recbole_run(model: str, seed: int, data: Path, out: Path, items: pa.Table, t
     return {"library": "recbole", "model": model, "seed": seed, "folder": str(run)} | read_metrics(run / METRICS, SCORER)
 
 
-def our_run(model: str, seed: int, processed: Path, features: Path, out: Path, params: Params) -> dict[str, Any]:
+def our_run(model: PeerModel, seed: int, processed: Path, features: Path, out: Path, params: Params) -> dict[str, Any]:
     """Our run of `model` at `seed` (resumed if interrupted), trained and evaluated unless its metrics exist."""
     run = out / "ours" / f"{model}-seed{seed}"
     metrics = run / "metrics"
@@ -95,7 +98,7 @@ def our_run(model: str, seed: int, processed: Path, features: Path, out: Path, p
     return {"library": "ours", "model": model, "seed": seed, "folder": str(run)} | read_metrics(metrics / METRICS, "ensemble")
 
 
-def our_params(params: Params, model: str) -> Params:
+def our_params(params: Params, model: PeerModel) -> Params:
     """Our `model`: the experiment matrix's run of that name where there is one, so a model's own recipe
     (experiments.runs.sasrec) is the same in the matrix and here; else the model and train sections."""
     if model not in params.experiments.runs:

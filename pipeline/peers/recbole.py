@@ -21,13 +21,14 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import torch
 
 from pipeline.errors import InputError
 from pipeline.evaluation.ranking import RankingTask, item_embeddings, rank_task, ranking_metrics
+from pipeline.models.base import Ranker
 from pipeline.models.gru4rec import align
 from pipeline.peers.config import PeerModel, RecBolePeerConfig
 
@@ -157,8 +158,8 @@ def keep_best(trainer: Any) -> dict[str, Any]:
     return best
 
 
-class RecBoleRanker:
-    """A trained RecBole sequential model behind the interface our evaluator ranks (`Ranked`).
+class RecBoleRanker(Ranker):
+    """A trained RecBole sequential model behind the interface our evaluator ranks (pipeline/models/base.py).
 
     Its score for item j is RecBole's full_sort_predict: the sequence output against the
     item embedding table. Histories arrive as ours (left-padded item_idx); RecBole reads
@@ -166,23 +167,18 @@ class RecBoleRanker:
     """
 
     branches = (SCORER,)
-    features = None
 
     def __init__(self, run: RecBoleRun, items: pa.Table) -> None:
-        self.network, self.name = run.model, type(run.model).__name__
+        self.network, self.name = run.model.eval(), type(run.model).__name__  # it ranks without dropout
         self.to_recbole = torch.zeros(items.num_rows + 1, dtype=torch.long)  # item_idx -> RecBole id, 0 -> 0
         for idx, item_id in zip(items["item_idx"].to_pylist(), items["item_id"].to_pylist()):
             if item_id not in run.item_ids:
                 raise InputError(f"item {item_id!r} is not in RecBole's dataset: the export and the processed items differ")
             self.to_recbole[idx] = run.item_ids[item_id]
 
-    def eval(self) -> RecBoleRanker:
-        self.network.eval()
-        return self
-
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:
         """{"recbole": (N + 1, d)}: RecBole's item table in our item order."""
-        table = self.network.item_embedding.weight.detach()
+        table = cast(torch.nn.Embedding, self.network.item_embedding).weight.detach()
         return {SCORER: table[self.to_recbole.to(table.device)]}
 
     def user_embeddings(self, histories: torch.Tensor, items: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -13,11 +13,12 @@ import torch
 
 from pipeline.dataset.processed import read_processed
 from pipeline.evaluation.ranking import inference_model, item_embeddings
+from pipeline.features.items import load_item_features
 from pipeline.models.config import ModelConfig
+from pipeline.models.registry import build_model
 from pipeline.runtime import autocast, resolve_device, resolve_precision, set_up_cpu_process
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import training_sequences
-from pipeline.training.loop import MODELS, load_item_features
 
 
 def benchmark_train(
@@ -42,7 +43,7 @@ def benchmark_train(
     rows = []
     for deduplicate in (True, False):
         torch.manual_seed(config.seed)
-        model = MODELS[model_config.name](replace(model_config, deduplicate_items=deduplicate), item_features).to(device)
+        model = build_model(replace(model_config, deduplicate_items=deduplicate), item_features).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
         start = time.perf_counter()
         for batch in batches:

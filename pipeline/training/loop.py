@@ -29,43 +29,32 @@ from torch.nn.parallel import DistributedDataParallel
 from pipeline import distributed
 from pipeline.artifacts import read_tsv, write_json, write_tsv
 from pipeline.checkpoint import join_optimizer, load_checkpoint, save_checkpoint, split_optimizer
-from pipeline.config import build
 from pipeline.dataset.processed import read_processed
 from pipeline.errors import InputError
-from pipeline.evaluation.ranking import (
-    RankingTask,
-    inference_model,
-    item_embeddings,
-    rank_task,
-    ranking_metrics,
-    validation_task,
+from pipeline.evaluation.ranking import RankingTask, inference_model, item_embeddings, rank_task, ranking_metrics, validation_task
+from pipeline.features.items import feature_identities, load_item_features
+from pipeline.models.base import Recommender
+from pipeline.models.checkpoints import (
+    BEST,
+    CONFIG,
+    LAST,
+    LOG,
+    TIMING,
+    check_features,
+    checkpoint_tensors,
+    load_weights,
+    read_run_config,
 )
-from pipeline.features.store import Manifest, ShardedTokens
 from pipeline.models.config import ModelConfig
-from pipeline.models.fdsa import FDSA
-from pipeline.models.fusion import EarlyFusion, late_fusion
-from pipeline.models.id_only import IDOnly
-from pipeline.models.odmt import ODMT, ItemFeatures
-from pipeline.models.unisrec import UniSRec
-from pipeline.runtime import FeatureStorage, autocast, resolve_device, set_up_cpu_process
+from pipeline.models.objective import Objective, target_positions
+from pipeline.models.registry import build_model
+from pipeline.runtime import autocast, resolve_device, set_up_cpu_process
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import epoch_batches, training_sequences
-from pipeline.training.loss import Objective, target_positions
 from pipeline.training.schedule import already_diverged, check_schedule, diverged, learning_rate_at
 
 log = logging.getLogger(__name__)
 
-MODELS = {  # model.name -> what builds it from (ModelConfig, ItemFeatures)
-    "odmt": ODMT, "sasrec": IDOnly, "gru4rec": IDOnly, "nextitnet": IDOnly, "fdsa": FDSA, "unisrec": UniSRec,
-    "sasrec_lf": late_fusion, "sasrec_ef": EarlyFusion,
-}
-BEST, LAST, LOG, CONFIG = "best.safetensors", "last.safetensors", "train_log.tsv", "config.json"
-# Seconds and sequences/s per epoch: measured, so not a function of the inputs. Kept out of every file DVC hashes
-# or git tracks (train_log.tsv, last.safetensors), so a repeated `dvc repro` writes the same bytes; .gitignore and
-# .dvcignore name it.
-TIMING = "timing.tsv"
-WEIGHTS = "model."  # checkpoint tensor names: model.<state_dict key>, beside optimizer.state.* in the last one
-BEST_VALUES = ("model_config", "features", "epoch", "valid")  # the plain values of each checkpoint
 LAST_VALUES = ("model_config", "features", "epoch", "best", "stale", "log", "optimizer")
 # The keys a resumed run may give other values: how long it trains, where and in which blocks it computes. Every
 # other model.* and train.* key changes what an epoch computes, so `--resume` refuses another value of it.
@@ -78,78 +67,6 @@ RESUMABLE = frozenset({
     "train.eval_users_per_batch", "train.eval_items_per_batch", "model.deduplicate_items", "model.recompute_items",
 })
 GLOBAL_BATCH = "train.batch_size x processes"
-
-
-def load_item_features(
-    processed: Path, features: Path, device: torch.device = torch.device("cpu"), storage: FeatureStorage = "auto"
-) -> ItemFeatures:
-    """Every item's frozen features on `device`, checked against the processed items they were extracted from.
-
-    Read per batch from the shards (`storage` shards, auto on CPU: memory stays bounded
-    at any catalogue size), or loaded whole (memory, auto on CUDA).
-    """
-    items, _ = read_processed(processed)
-    image, text = ShardedTokens(features / "image", items), ShardedTokens(features / "text", items)
-    counts = np.concatenate([[1], items["train_count"].to_numpy()]).clip(min=1)  # log(pop) defined everywhere
-    loaded = ItemFeatures(image, text, text.mask, torch.from_numpy(counts))
-    if storage == "memory" or (storage == "auto" and device.type == "cuda"):
-        loaded = ItemFeatures(image.load(), text.load(), text.mask, loaded.popularity)
-    return loaded.to(device)
-
-
-def feature_identities(features: Path) -> dict[str, dict[str, Any]]:
-    """What built each feature store (encoder, weights, items): recorded in checkpoints, checked on loading.
-
-    A missing store is an error of its own, not a difference from the one a run was trained on.
-    """
-    identities = {}
-    for modality in ("image", "text"):
-        manifest = Manifest.read(features / modality)
-        if manifest is None:
-            raise InputError(f"{features / modality}: missing (no feature store). Pass the features folder written by "
-                             "`odmt extract`, or run it.")
-        identities[modality] = dataclasses.asdict(manifest.identity)
-    return identities
-
-
-def check_features(trained_on: dict[str, dict[str, Any]], features: Path, checkpoint: Path) -> None:
-    """InputError unless `features` are the stores the checkpoint was trained on."""
-    given = feature_identities(features)
-    if trained_on != given:
-        changed = sorted(f"{m}.{key}" for m in trained_on for key in trained_on[m] if given.get(m, {}).get(key) != trained_on[m][key])
-        raise InputError(
-            f"{features}: not the features {checkpoint} was trained on (differs in {', '.join(changed)}). "
-            "Pass the run's features folder, or retrain on these."
-        )
-
-
-def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], checkpoint: Path, fix: str) -> None:
-    """The checkpoint's model.* tensors into `model`; what does not fit is named in one sentence (torch lists every key)."""
-    state = {name.removeprefix(WEIGHTS): tensor for name, tensor in tensors.items() if name.startswith(WEIGHTS)}
-    expected = model.state_dict()
-    differences = [f"{key} missing" for key in sorted(expected.keys() - state.keys())]
-    differences += [f"{key} unexpected" for key in sorted(state.keys() - expected.keys())]
-    differences += [f"{key} {list(state[key].shape)} where the model has {list(expected[key].shape)}"
-                    for key in sorted(state.keys() & expected.keys()) if state[key].shape != expected[key].shape]
-    if differences:
-        more = f" and {len(differences) - 3} more" if len(differences) > 3 else ""
-        raise InputError(f"{checkpoint}: its weights do not fit the model its model_config builds "
-                         f"({'; '.join(differences[:3])}{more}). {fix}")
-    model.load_state_dict(state)
-
-
-def read_run_config(run: Path, fix: str) -> dict[str, Any]:
-    """The run's config.json: what it was trained with and whether it finished."""
-    path = run / CONFIG
-    if not path.is_file():
-        raise InputError(f"{path}: missing, so {run} is not a run written by `odmt train`. {fix}")
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path}: not valid JSON ({error}). {fix}") from None
-    if not isinstance(record, dict) or not {"model", "train", "world_size", "complete"} <= record.keys():
-        raise InputError(f"{path}: not the config.json `odmt train` writes (model, train, world_size, complete). {fix}")
-    return record
 
 
 def recipe(model: dict[str, Any], train: dict[str, Any], world_size: int) -> dict[str, Any]:
@@ -172,29 +89,7 @@ def check_recipe(out: Path, record: dict[str, Any]) -> None:
                          "Resume with the run's values, or train in a new --out folder.")
 
 
-def load_run(
-    run: Path, processed: Path, features: Path, device: torch.device, storage: FeatureStorage = "auto"
-) -> tuple[ODMT | IDOnly | FDSA | UniSRec, int]:
-    """The run's best checkpoint as an eval-mode model on `device`, and the epoch it was selected at.
-
-    A run that did not finish (cut short, or still training) is refused: its best is not the run's.
-    """
-    path = run / BEST
-    if not path.is_file():
-        raise InputError(f"{path}: no checkpoint. Train first: odmt train --out {run} ...")
-    if not read_run_config(run, f"Train it again: delete {run}, then odmt train --out {run} ...")["complete"]:
-        raise InputError(f"{run}: training did not finish (config.json says complete: false). "
-                         f"Finish it with odmt train --resume --out {run} ..., then evaluate.")
-    fix = f"Delete {run} and train it again, or restore the file."
-    tensors, checkpoint = load_checkpoint(path, fix, BEST_VALUES)
-    check_features(checkpoint["features"], features, path)
-    model_config = build(ModelConfig, checkpoint["model_config"], where=f"{path}:model_config")
-    model = MODELS[model_config.name](model_config, load_item_features(processed, features, device, storage)).to(device)
-    load_weights(model, tensors, path, fix)
-    return model.eval(), checkpoint["epoch"]
-
-
-def validate(model: ODMT | IDOnly | FDSA | UniSRec, task: RankingTask, config: TrainConfig) -> dict[str, float]:
+def validate(model: Recommender, task: RankingTask, config: TrainConfig) -> dict[str, float]:
     """Full-ranking Recall/NDCG@selection_k on the valid target, with the evaluator's code.
 
     Under torchrun each rank ranks its share of the users and the ranks are gathered:
@@ -250,7 +145,7 @@ def train(
         raise InputError(f"train.selection_k: k = {config.selection_k} is larger than the {items.num_rows} items of "
                          f"{processed}. Lower it in params.yaml (or -S train.selection_k=10).")
     item_features = load_item_features(processed, features, device, config.item_features)
-    model = MODELS[model_config.name](model_config, item_features).to(device)
+    model = build_model(model_config, item_features).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     fp16 = device.type == "cuda" and config.precision == "fp16"
     scaler = torch.amp.GradScaler(enabled=fp16)
@@ -278,12 +173,11 @@ def train(
     if leader:
         write_json(out / CONFIG, record | {"complete": False})
 
-    rampup_epochs = getattr(model, "rampup_epochs", 0)  # a distillation ramp-up: no early stop before it ends
     for epoch in range(first_epoch, config.epochs + 1):
-        if stale >= config.patience and epoch > rampup_epochs:
+        if stale >= config.patience and epoch > model.rampup_epochs:  # no early stop before a ramp-up ends
             log.info("early stop: valid Recall@%d did not improve for %d epochs", k, stale)
             break
-        start, sums = time.perf_counter(), defaultdict(float)
+        start, sums = time.perf_counter(), defaultdict[str, float](float)
         torch.manual_seed(epoch_seed(config.seed, epoch, rank))
         model.train()
         batches = epoch_batches(len(train_sequences), config.batch_size, config.seed, epoch, rank, world_size)
@@ -312,7 +206,7 @@ def train(
                              "saved. Train again in a new folder with a lower train.learning_rate (or more "
                              f"train.warmup_steps), after checking {features} for NaN or infinite values.")
         metrics = validate(model, valid, config)
-        weights = {f"{WEIGHTS}{name}": tensor for name, tensor in model.state_dict().items()}
+        weights = checkpoint_tensors(model)
         plain = {"model_config": dataclasses.asdict(model_config), "features": identities, "epoch": epoch}
         trained, targets = totals.pop("sequences"), totals.pop("targets")
         row = {"epoch": epoch} | {name: total / targets for name, total in totals.items()}

@@ -26,9 +26,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipeline.artifacts import write_json, write_parquet
 from pipeline.capacity import require_disk
-from pipeline.dataset.processed import ITEMS, ITEMS_FILE, SEQUENCES, SEQUENCES_FILE, STATS_FILE, train_counts
+from pipeline.dataset.processed import ITEMS, SEQUENCES, train_counts, write_processed
 from pipeline.errors import InputError
 from pipeline.features.store import TOKEN_DTYPE, FeatureIdentity, Manifest, items_fingerprint, shard_name, write_shard
 
@@ -135,13 +134,10 @@ def write_synthetic(out: Path, users: int = 943, items: int = 1305, length: int 
                            "image_path": pa.nulls(items, pa.string()), "train_count": train_count[1:]}, schema=ITEMS)
     sequence_table = pa.table({"user_idx": np.arange(users, dtype=np.int32), "user_id": [f"u{u:05d}" for u in range(users)],
                                "items": sequences}, schema=SEQUENCES)
-    processed = out / "processed"
-    write_parquet(processed / ITEMS_FILE, item_table)
-    write_parquet(processed / SEQUENCES_FILE, sequence_table)
     stats = {"users": users, "items": items, "interactions": users * length, "average_length": float(length),
              "density": users * length / (users * items),
              "generator": {"genres": genres, "follow": follow, "seed": seed}}
-    write_json(processed / STATS_FILE, stats)
+    write_processed(out / "processed", item_table, sequence_table, stats)
     tokens = {"image": shapes.image_tokens, "text": shapes.text_tokens}
     for offset, modality in enumerate(tokens):
         write_random_store(out / "features" / modality, modality, item_table, seed + offset, shapes.width, tokens[modality])

@@ -1,11 +1,11 @@
-"""How fast does the Amazon reader get through a category file, and does its memory stay bounded?
+"""A synthetic Amazon category, to measure how fast the Amazon reader gets through one and whether its memory stays bounded.
 
-Writes a synthetic 2018-edition category in a temporary folder: a gzipped reviews file of
+`write_category` writes a 2018-edition category: a gzipped reviews file of
 `lines` JSON lines shaped like the real dump (review texts of a few hundred characters,
-about five reviews per reviewer and twenty per product) and one meta line per product,
-then times `ingest_amazon` on it. The files are written line by line, so making them
-does not raise the process's peak memory; the peak before ingest is reported beside the
-peak after it.
+about five reviews per reviewer and twenty per product) and one meta line per product;
+`benchmark_ingest` writes one in a temporary folder and times `ingest_amazon` on it.
+The files are written line by line, so making them does not raise the process's peak
+memory; the peak before ingest is reported beside the peak after it.
 """
 
 from __future__ import annotations

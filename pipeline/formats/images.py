@@ -161,4 +161,4 @@ def lmdb_environment(path: Path) -> lmdb.Environment:
             except lmdb.Error as error:
                 raise InputError(f"{path}: cannot be opened as an LMDB environment ({error}).") from error
             _environments[path] = (os.getpid(), environment)
-        return environment
+        return _environments[path][1]

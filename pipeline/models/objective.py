@@ -1,5 +1,5 @@
-"""The training objective: which softmax a step's targets are scored under (`train.loss`), and
-paper 3.5's online distillation (eq. 7-9).
+"""The objective every model shares: which softmax a step's targets are scored under (`train.loss`).
+ODMT's online distillation (eq. 7-9) adds to it in pipeline/models/odmt.py.
 
 Every non-padding position of every sequence in the batch is a training target, or,
 for prefix instances (`train.instances: prefixes`), only each row's last position. Two
@@ -20,7 +20,6 @@ of them is its target):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -112,38 +111,3 @@ def candidate_logits(users: torch.Tensor, items: torch.Tensor, candidates: Candi
 def cross_entropy(logits: torch.Tensor, candidates: Candidates) -> torch.Tensor:
     """Eq. 5/8: each row's true candidate is column candidates.targets[row]."""
     return F.cross_entropy(logits, candidates.targets)
-
-
-def distillation_kl(teacher: torch.Tensor, student: torch.Tensor, temperature: float, detach_teacher: bool) -> torch.Tensor:
-    """T^2 KL(softmax(teacher / T) || softmax(student / T)), averaged over rows (one term of eq. 9)."""
-    if detach_teacher:
-        teacher = teacher.detach()
-    return temperature**2 * F.kl_div(
-        F.log_softmax(student / temperature, dim=-1),
-        F.log_softmax(teacher / temperature, dim=-1),
-        log_target=True,
-        reduction="batchmean",
-    )
-
-
-def distillation_terms(
-    logits: dict[str, torch.Tensor], temperature: float, detach_teacher: bool
-) -> dict[str, torch.Tensor]:
-    """Eq. 9: the ID branch teaches image and text, the ensemble teaches the ID branch.
-
-    Without an ID branch (ID-free ODMT) the ensemble teaches every branch.
-    """
-    ensemble = torch.stack(list(logits.values())).mean(dim=0)
-    teacher_of = {"image": "id", "text": "id", "id": "ensemble"} if "id" in logits else dict.fromkeys(logits, "ensemble")
-    teachers = logits | {"ensemble": ensemble}
-    return {
-        branch: distillation_kl(teachers[teacher_of[branch]], logits[branch], temperature, detach_teacher)
-        for branch in logits
-    }
-
-
-def rampup_weight(epoch: int, alpha: float) -> float:
-    """w = exp(-5 (1 - min(epoch, alpha) / alpha)^2), epochs counted from 1; a constant alpha when alpha < 1."""
-    if alpha < 1:
-        return alpha
-    return math.exp(-5 * (1 - min(epoch, alpha) / alpha) ** 2)
