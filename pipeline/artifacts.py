@@ -42,8 +42,9 @@ def file_system_error(error: OSError, path: Path | None = None) -> InputError:
         return InputError(f"{error.strerror or error}; check the disk and the paths given.")
     if error.errno == errno.ENOSPC:
         folder, free = free_disk(Path(named))
-        return InputError(f"{named}: no space is left on its disk ({free} bytes free in {folder}); "
-                          "free some space there, or write to another disk.")
+        return InputError(
+            f"{named}: no space is left on its disk ({free} bytes free in {folder}); free some space there, or write to another disk."
+        )
     return InputError(f"{named}: {FIXES.get(error.errno, f'{error.strerror}; check the path and its disk')}.")
 
 
@@ -88,8 +89,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
         if getattr(error, "errno", None) != errno.ENOSPC and free_disk(path.parent)[1] >= FULL_DISK_BYTES:
             raise
         written = tmp.stat().st_size if tmp.exists() else 0
-        raise InputError(f"{path}: the disk filled up after {written} bytes were written; free some space in "
-                         f"{path.parent}, or write to another disk.") from error
+        raise InputError(
+            f"{path}: the disk filled up after {written} bytes were written; free some space in {path.parent}, or write to another disk."
+        ) from error
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -117,16 +119,11 @@ def read_parquet(path: Path, schema: pa.Schema, produced_by: str, dictionary: Se
     schema = pa.schema([(f.name, pa.dictionary(pa.int32(), f.type) if f.name in dictionary else f.type) for f in schema])
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
-        raise InputError(
-            f"{path}: columns {missing} missing (has {table.column_names}). "
-            f"Re-create it with `{produced_by}`."
-        )
+        raise InputError(f"{path}: columns {missing} missing (has {table.column_names}). Re-create it with `{produced_by}`.")
     try:
         return table.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-        raise InputError(
-            f"{path}: column types do not match {schema}: {error}. Re-create it with `{produced_by}`."
-        ) from error
+        raise InputError(f"{path}: column types do not match {schema}: {error}. Re-create it with `{produced_by}`.") from error
 
 
 def write_tsv(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -29,8 +29,7 @@ def require_memory(needed: int, what: str, lower: str) -> None:
     """InputError when `what` needs more than the free memory."""
     free = free_memory()
     if needed > free:
-        raise InputError(f"{what} needs about {needed / GIB:.1f} GiB of memory, and {free / GIB:.1f} GiB is free. "
-                         f"Lower {lower}.")
+        raise InputError(f"{what} needs about {needed / GIB:.1f} GiB of memory, and {free / GIB:.1f} GiB is free. Lower {lower}.")
 
 
 def free_disk(path: Path) -> tuple[Path, int]:
@@ -43,8 +42,9 @@ def require_disk(out: Path, needed: int, what: str, lower: str) -> None:
     """InputError when the file system `out` will be on has fewer than `needed` bytes free."""
     existing, free = free_disk(out)
     if needed > free:
-        raise InputError(f"{what} takes about {size(needed)}, and {existing} has {size(free)} free. "
-                         f"Lower {lower}, or write to another disk.")
+        raise InputError(
+            f"{what} takes about {size(needed)}, and {existing} has {size(free)} free. Lower {lower}, or write to another disk."
+        )
 
 
 def size(n: int) -> str:

@@ -54,8 +54,7 @@ def load_checkpoint(path: Path, fix: str, needs: Collection[str] = ()) -> tuple[
     except json.JSONDecodeError:
         plain = None
     if not isinstance(plain, dict) or not set(needs) <= plain.keys():
-        raise InputError(f"{path}: a safetensors file without this pipeline's checkpoint values "
-                         f"({', '.join(sorted(needs))}). {fix}")
+        raise InputError(f"{path}: a safetensors file without this pipeline's checkpoint values ({', '.join(sorted(needs))}). {fix}")
     return tensors, plain
 
 

@@ -79,8 +79,10 @@ class ExperimentsConfig:
             raise ValueError(f"pipeline_runs: {unknown} are not in runs; add them there or remove them")
         for name, changes in self.runs.items():
             if not RUN_NAME.fullmatch(name):
-                raise ValueError(f"runs: {name!r} may hold only letters, digits, _ and - (DVC reads each run's "
-                                 f"parameters by dotted path, so a dot would split the name); rename it")
+                raise ValueError(
+                    f"runs: {name!r} may hold only letters, digits, _ and - (DVC reads each run's "
+                    f"parameters by dotted path, so a dot would split the name); rename it"
+                )
             outside = [key for key in changes if key.split(".")[0] not in RUN_SECTIONS]
             if outside:
                 raise ValueError(f"runs.{name}: {outside} are not model.* or train.* parameters, the only ones a run may change")
@@ -112,8 +114,10 @@ def load_params(path: Path, overrides: Iterable[str] = (), experiment: str | Non
     missing = missing_keys(Params, data)
     if missing:
         one = len(missing) == 1
-        raise ConfigError(f"{path}: {', '.join(missing)} {'is' if one else 'are'} missing; copy {'it' if one else 'them'} "
-                          f"from the repository's params.yaml, which names every parameter.")
+        raise ConfigError(
+            f"{path}: {', '.join(missing)} {'is' if one else 'are'} missing; copy {'it' if one else 'them'} "
+            f"from the repository's params.yaml, which names every parameter."
+        )
     if experiment is not None:
         runs = written.experiments.runs
         if experiment not in runs:
@@ -135,8 +139,10 @@ def read_params_file(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: is a YAML {type(data).__name__}, not a mapping of sections ({', '.join(SECTIONS)}); "
-                          f"start from the repository's params.yaml.")
+        raise ConfigError(
+            f"{path}: is a YAML {type(data).__name__}, not a mapping of sections ({', '.join(SECTIONS)}); "
+            f"start from the repository's params.yaml."
+        )
     return data
 
 
@@ -148,8 +154,10 @@ def parse_override(override: str) -> tuple[str, Any]:
     try:
         return key.strip(), yaml.safe_load(raw_value)
     except yaml.YAMLError as error:
-        raise ConfigError(f"override -S {override!r}: {raw_value!r} is not a YAML value ({yaml_problem(error)}); "
-                          f"write a number, true or false, a list such as [10, 20], or quote the text.") from None
+        raise ConfigError(
+            f"override -S {override!r}: {raw_value!r} is not a YAML value ({yaml_problem(error)}); "
+            f"write a number, true or false, a list such as [10, 20], or quote the text."
+        ) from None
 
 
 def yaml_problem(error: yaml.YAMLError) -> str:
@@ -192,8 +200,7 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"{key}: {part} holds {node!r}, not a section of keys; name a key inside a section, "
-                              f"such as model.dropout.")
+            raise ConfigError(f"{key}: {part} holds {node!r}, not a section of keys; name a key inside a section, such as model.dropout.")
     node[leaf] = value
 
 
@@ -209,13 +216,14 @@ def build(cls: type[T], data: Any, where: str, key: str = "") -> T:
     if data is None:
         raise ConfigError(f"{where}: {place} is empty; give it its keys, as the repository's params.yaml does.")
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: {place} = {data!r} is not a mapping of keys to values; "
-                          f"indent its keys under it, as the repository's params.yaml does.")
+        raise ConfigError(
+            f"{where}: {place} = {data!r} is not a mapping of keys to values; "
+            f"indent its keys under it, as the repository's params.yaml does."
+        )
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - fields)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {[dotted(key, name) for name in unknown]}; "
-                          f"the keys of {place} are {sorted(fields)}.")
+        raise ConfigError(f"{where}: unknown key(s) {[dotted(key, name) for name in unknown]}; the keys of {place} are {sorted(fields)}.")
     hints = typing.get_type_hints(cls)
     values = {name: _coerce(hints[name], value, where, dotted(key, name)) for name, value in data.items()}
     try:

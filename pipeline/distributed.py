@@ -101,4 +101,4 @@ class GatherRows(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         start = dist.get_rank() * ctx.length
-        return sum_over_ranks(grad.contiguous())[start:start + ctx.rows], None
+        return sum_over_ranks(grad.contiguous())[start : start + ctx.rows], None

@@ -52,8 +52,9 @@ class Cluster:
 def cluster() -> Cluster:
     """Read from torchrun's environment; one process when it is absent."""
     env = os.environ
-    return Cluster(*(int(env.get(name, default)) for name, default in
-                     (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0), ("LOCAL_WORLD_SIZE", 1))))
+    return Cluster(
+        *(int(env.get(name, default)) for name, default in (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0), ("LOCAL_WORLD_SIZE", 1)))
+    )
 
 
 def resolve_device(choice: Device) -> torch.device:
@@ -61,8 +62,10 @@ def resolve_device(choice: Device) -> torch.device:
     import torch
 
     if choice == "cuda" and not torch.cuda.is_available():
-        raise InputError("train.device, evaluate.device, extract.device or compare.device: 'cuda' asked for, but torch "
-                         "sees no GPU; set it to auto or cpu (-S train.device=cpu), or install a CUDA build of torch.")
+        raise InputError(
+            "train.device, evaluate.device, extract.device or compare.device: 'cuda' asked for, but torch "
+            "sees no GPU; set it to auto or cpu (-S train.device=cpu), or install a CUDA build of torch."
+        )
     if choice == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     device = torch.device("cuda", cluster().local_rank)

@@ -128,8 +128,12 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
         yield lambda n: None
         return
     with Progress(
-        TextColumn(description, markup=False), BarColumn(), MofNCompleteColumn(), ItemsPerSecond(),
-        TimeRemainingColumn(), console=console,
+        TextColumn(description, markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        ItemsPerSecond(),
+        TimeRemainingColumn(),
+        console=console,
     ) as progress:
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)

@@ -30,7 +30,11 @@ def evaluate(
         config = params(params_file, overrides).evaluate
         check_output(out, folder=True)
         users = parquet_rows(processed / SEQUENCES_FILE)
-        require_disk(out, 2 * users * RANKS_ROW_BYTES, f"{out}: the valid and test ranks of {users} users",
-                     "evaluate.each_branch to false (a rank column per branch)")
+        require_disk(
+            out,
+            2 * users * RANKS_ROW_BYTES,
+            f"{out}: the valid and test ranks of {users} users",
+            "evaluate.each_branch to false (a rank column per branch)",
+        )
         metrics = evaluate_run(run, processed, features, out, config)
         print_counts(f"full ranking over {metrics['items']} items, {metrics['users']} users", metrics)

@@ -38,14 +38,20 @@ def extract(
         encoders = {name: load_encoder(name, config) for name in names}  # their token counts and widths size the stores
         needed = total * sum(encoder.L * encoder.d for encoder in encoders.values()) * np.dtype(TOKEN_DTYPE).itemsize
         written = sum(shard.stat().st_size for name in names for shard in (out / name).glob("shard-*.h5"))  # resumed
-        require_disk(out, needed - written, f"{out}: the {' and '.join(names)} features of {total} items",
-                     "extract.text.max_tokens or extract.image.pool_grid")
+        require_disk(
+            out,
+            needed - written,
+            f"{out}: the {' and '.join(names)} features of {total} items",
+            "extract.text.max_tokens or extract.image.pool_grid",
+        )
         for name, encoder in encoders.items():
             with progress_bar(f"{name} features", total) as advance:
                 manifest = extract_features(name, processed, raw, out / name, config, force, advance, encoder)
             identity = manifest.identity
-            echo(f"{name}: {sum(s['items'] for s in manifest.shards)} items x {identity.L} tokens x "
-                 f"{identity.d} dims from {identity.encoder} -> {out / name}")
+            echo(
+                f"{name}: {sum(s['items'] for s in manifest.shards)} items x {identity.L} tokens x "
+                f"{identity.d} dims from {identity.encoder} -> {out / name}"
+            )
 
 
 if __name__ == "__main__":  # torchrun --nproc_per_node N -m stages.extract ... (`odmt extract` works under torchrun --no-python too)

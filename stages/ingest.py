@@ -24,15 +24,28 @@ app = command_group("Read a raw dataset into the canonical interim tables.")
 
 Reader = Callable[[Path, Path, Any], dict[str, Any]]
 SOURCES: dict[str, tuple[Reader, str, str]] = {  # command: reader, params section, what the raw folder holds
-    "hm": (ingest_hm, "hm", "H&M Personalized Fashion Recommendations (Kaggle): transactions_train.csv, "
-           "articles.csv, images/<first 3 digits>/<article_id>.jpg."),
-    "amazon": (ingest_amazon, "amazon", "Amazon reviews 2018 (or 2014): <Category>.json[.gz] and "
-               "meta_<Category>.json[.gz], photos in images/<asin>.jpg."),
-    "microlens": (ingest_microlens, "microlens", "MicroLens (the paper's Stream): *_pairs.csv or *_pairs.tsv, "
-                  "*_titles.csv or *_title_en.csv, *_covers/<item>.jpg."),
+    "hm": (
+        ingest_hm,
+        "hm",
+        "H&M Personalized Fashion Recommendations (Kaggle): transactions_train.csv, "
+        "articles.csv, images/<first 3 digits>/<article_id>.jpg.",
+    ),
+    "amazon": (
+        ingest_amazon,
+        "amazon",
+        "Amazon reviews 2018 (or 2014): <Category>.json[.gz] and meta_<Category>.json[.gz], photos in images/<asin>.jpg.",
+    ),
+    "microlens": (
+        ingest_microlens,
+        "microlens",
+        "MicroLens (the paper's Stream): *_pairs.csv or *_pairs.tsv, *_titles.csv or *_title_en.csv, *_covers/<item>.jpg.",
+    ),
     "recbole": (ingest_recbole, "recbole", "RecBole atomic files: <name>.inter, <name>.item, images/<item_id>.jpg."),
-    "odmt-tsv": (ingest_odmt_tsv, "odmt_tsv", "The ODMT authors' processed data: {tag}_user_behaviours.tsv, "
-                 "{tag}_text.tsv, {tag}_image.lmdb."),
+    "odmt-tsv": (
+        ingest_odmt_tsv,
+        "odmt_tsv",
+        "The ODMT authors' processed data: {tag}_user_behaviours.tsv, {tag}_text.tsv, {tag}_image.lmdb.",
+    ),
 }
 
 

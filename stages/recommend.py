@@ -40,6 +40,5 @@ def recommend(
             return
         shown = Table(Column("user", overflow="fold"), "rank", Column("item", no_wrap=True), "score", "text")
         for row in table.to_pylist():  # ids and titles are data: Text, never markup
-            shown.add_row(Text(row["user_id"]), str(row["rank"]), Text(row["item_id"]), f"{row['score']:.3f}",
-                          Text(row["text"] or ""))
+            shown.add_row(Text(row["user_id"]), str(row["rank"]), Text(row["item_id"]), f"{row['score']:.3f}", Text(row["text"] or ""))
         stdout.print(shown)

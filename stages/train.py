@@ -21,9 +21,7 @@ def train(
         str | None,
         typer.Option(help=f"{', '.join(get_args(ModelName))} (= -S model.name=...; docs/model.md)."),
     ] = None,
-    experiment: Annotated[
-        str | None, typer.Option(help="A run of params.yaml's experiments.runs: apply its changes before -S.")
-    ] = None,
+    experiment: Annotated[str | None, typer.Option(help="A run of params.yaml's experiments.runs: apply its changes before -S.")] = None,
     params_file: ParamsFile = Path("params.yaml"),
     overrides: Overrides = None,
 ) -> None:

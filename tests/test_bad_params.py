@@ -38,23 +38,26 @@ def assert_refused(result: Result, out: Path, *named: str) -> None:
     assert not out.exists()
 
 
-@pytest.mark.parametrize(("stage", "override", "key"), [
-    ("ingest", "ingest.hm.block_size_bytes=1024", "ingest.hm.block_size_bytes = 1024"),
-    ("prepare", "prepare.max_sequence_length=2", "prepare.max_sequence_length = 2"),
-    ("prepare", "prepare.image_workers=0", "prepare.image_workers = 0"),
-    ("extract", "extract.text.max_tokens=1", "extract.text.max_tokens = 1"),
-    ("extract", "extract.shard_size=0", "extract.shard_size = 0"),
-    ("train", "model.dropout=1.5", "model.dropout = 1.5: must be in [0, 1)"),
-    ("train", "model.hidden_size=0", "model.hidden_size = 0: must be at least 1"),
-    ("train", "model.imt_heads=0", "model.imt_heads = 0"),
-    ("train", "model.temperature=0", "model.temperature = 0.0: must be greater than 0"),
-    ("train", "train.learning_rate=-1", "train.learning_rate = -1.0: must be greater than 0"),
-    ("train", "train.cpu_threads=-1", "train.cpu_threads = -1: must be at least 0"),
-    ("train", "train.gradient_clip=0", "train.gradient_clip = 0.0"),
-    ("train", "train.seed=-1", "train.seed = -1"),
-    ("evaluate", "evaluate.ks=[10, 0]", "evaluate.ks = [10, 0]: each entry must be at least 1"),
-    ("evaluate", "evaluate.users_per_batch=0", "evaluate.users_per_batch = 0"),
-])
+@pytest.mark.parametrize(
+    ("stage", "override", "key"),
+    [
+        ("ingest", "ingest.hm.block_size_bytes=1024", "ingest.hm.block_size_bytes = 1024"),
+        ("prepare", "prepare.max_sequence_length=2", "prepare.max_sequence_length = 2"),
+        ("prepare", "prepare.image_workers=0", "prepare.image_workers = 0"),
+        ("extract", "extract.text.max_tokens=1", "extract.text.max_tokens = 1"),
+        ("extract", "extract.shard_size=0", "extract.shard_size = 0"),
+        ("train", "model.dropout=1.5", "model.dropout = 1.5: must be in [0, 1)"),
+        ("train", "model.hidden_size=0", "model.hidden_size = 0: must be at least 1"),
+        ("train", "model.imt_heads=0", "model.imt_heads = 0"),
+        ("train", "model.temperature=0", "model.temperature = 0.0: must be greater than 0"),
+        ("train", "train.learning_rate=-1", "train.learning_rate = -1.0: must be greater than 0"),
+        ("train", "train.cpu_threads=-1", "train.cpu_threads = -1: must be at least 0"),
+        ("train", "train.gradient_clip=0", "train.gradient_clip = 0.0"),
+        ("train", "train.seed=-1", "train.seed = -1"),
+        ("evaluate", "evaluate.ks=[10, 0]", "evaluate.ks = [10, 0]: each entry must be at least 1"),
+        ("evaluate", "evaluate.users_per_batch=0", "evaluate.users_per_batch = 0"),
+    ],
+)
 def test_a_value_out_of_its_range_is_refused_naming_the_key_and_the_range(data, tmp_path, stage, override, key):
     out = tmp_path / "out"
     assert_refused(invoke(stage, data, out, override), out, key)
@@ -83,10 +86,13 @@ def test_an_empty_params_file_is_refused_instead_of_training_with_other_defaults
     assert_refused(invoke("train", data, out, params=params), out, "model, train, evaluate", "are missing")
 
 
-@pytest.mark.parametrize(("drop", "said"), [
-    (("evaluate",), "evaluate is missing"),
-    (("train.seed",), "train.seed is missing"),
-])
+@pytest.mark.parametrize(
+    ("drop", "said"),
+    [
+        (("evaluate",), "evaluate is missing"),
+        (("train.seed",), "train.seed is missing"),
+    ],
+)
 def test_a_missing_section_or_key_is_named(data, tmp_path, drop, said):
     out = tmp_path / "run"
     result = invoke("train", data, out, params=write(tmp_path, drop=drop))

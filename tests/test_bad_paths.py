@@ -157,7 +157,20 @@ def test_extract_on_a_disk_too_small_for_its_features_stops_before_encoding(data
     monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(2**40, 2**40 - 4096, 4096))
     monkeypatch.setattr("pipeline.features.extract.extract", lambda *args: pytest.fail("encoding started"))
     out = tmp_path / "features"
-    result = runner.invoke(app, ["extract", *inputs("extract", data), "--out", str(out), "--modality", "text",
-                                 "-S", f"extract.text.encoder={tiny_bert}", "-S", "extract.device=cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "extract",
+            *inputs("extract", data),
+            "--out",
+            str(out),
+            "--modality",
+            "text",
+            "-S",
+            f"extract.text.encoder={tiny_bert}",
+            "-S",
+            "extract.device=cpu",
+        ],
+    )
     assert_refused(result, out, "text features of", "4096 bytes free", "extract.text.max_tokens")
     assert not out.exists()

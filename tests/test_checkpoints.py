@@ -29,29 +29,75 @@ from tests.model_fixtures import tiny
 from tests.test_training import QUICK
 
 runner = CliRunner()
-TINY = ["--params", str(REPO / "params.yaml"), "-S", "model.hidden_size=16", "-S", "model.positions=6",
-        "-S", "train.batch_size=32", "-S", "train.learning_rate=0.003", "-S", "train.patience=100",
-        "-S", "train.device=cpu", "-S", "train.precision=fp32", "-S", "train.cpu_threads=1"]
+TINY = [
+    "--params",
+    str(REPO / "params.yaml"),
+    "-S",
+    "model.hidden_size=16",
+    "-S",
+    "model.positions=6",
+    "-S",
+    "train.batch_size=32",
+    "-S",
+    "train.learning_rate=0.003",
+    "-S",
+    "train.patience=100",
+    "-S",
+    "train.device=cpu",
+    "-S",
+    "train.precision=fp32",
+    "-S",
+    "train.cpu_threads=1",
+]
 
 
 def odmt_train(data: tuple[Path, Path], out: Path, *overrides: str, resume: bool = False) -> Result:
     processed, features = data
-    return runner.invoke(app, ["train", "--processed", str(processed), "--features", str(features), "--out", str(out),
-                               *(["--resume"] if resume else []), *TINY, *(arg for o in overrides for arg in ("-S", o))])
+    return runner.invoke(
+        app,
+        [
+            "train",
+            "--processed",
+            str(processed),
+            "--features",
+            str(features),
+            "--out",
+            str(out),
+            *(["--resume"] if resume else []),
+            *TINY,
+            *(arg for o in overrides for arg in ("-S", o)),
+        ],
+    )
 
 
 def odmt_evaluate(data: tuple[Path, Path], run: Path, out: Path) -> Result:
     processed, features = data
-    return runner.invoke(app, ["evaluate", "--run", str(run), "--processed", str(processed), "--features", str(features),
-                               "--out", str(out), "--params", str(REPO / "params.yaml"), "-S", "evaluate.device=cpu",
-                               "-S", "evaluate.cpu_threads=1"])
+    return runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--run",
+            str(run),
+            "--processed",
+            str(processed),
+            "--features",
+            str(features),
+            "--out",
+            str(out),
+            "--params",
+            str(REPO / "params.yaml"),
+            "-S",
+            "evaluate.device=cpu",
+            "-S",
+            "evaluate.cpu_threads=1",
+        ],
+    )
 
 
 def refused(result: Result, *named: object) -> bool:
     """Exit 2, no traceback, and every one of `named` in the message (rich wraps lines: whitespace is ignored)."""
     said = "".join(result.output.split())
-    return (result.exit_code == 2 and "Traceback" not in result.output
-            and all("".join(str(name).split()) in said for name in named))
+    return result.exit_code == 2 and "Traceback" not in result.output and all("".join(str(name).split()) in said for name in named)
 
 
 @pytest.fixture(scope="module")
@@ -138,10 +184,10 @@ def test_an_interrupted_run_is_not_evaluated_until_resumed(tmp_path, data):
 def test_resuming_with_another_recipe_is_refused_and_keeps_the_run_config(tmp_path, data, one_epoch):
     run = copy_run(one_epoch, tmp_path)
     before = (run / CONFIG).read_bytes()
-    result = odmt_train(data, run, "train.epochs=2", "train.learning_rate=0.01", "model.dropout=0.2",
-                        "train.batch_size=16", resume=True)
-    assert refused(result, run / CONFIG, "train.learning_rate: 0.003 -> 0.01", "model.dropout: 0.1 -> 0.2",
-                   "train.batch_size x processes: 32 -> 16")
+    result = odmt_train(data, run, "train.epochs=2", "train.learning_rate=0.01", "model.dropout=0.2", "train.batch_size=16", resume=True)
+    assert refused(
+        result, run / CONFIG, "train.learning_rate: 0.003 -> 0.01", "model.dropout: 0.1 -> 0.2", "train.batch_size x processes: 32 -> 16"
+    )
     assert "train.epochs" not in result.output  # epochs may change
     assert (run / CONFIG).read_bytes() == before
 

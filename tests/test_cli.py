@@ -23,8 +23,18 @@ def test_ingest_then_prepare_through_the_cli(tmp_path):
     stricter = tmp_path / "stricter"
     result = runner.invoke(
         app,
-        ["prepare", "--interim", str(interim), "--raw", str(HM_MINI), "--out", str(stricter), *PARAMS,
-         "-S", "prepare.min_user_interactions=8"],
+        [
+            "prepare",
+            "--interim",
+            str(interim),
+            "--raw",
+            str(HM_MINI),
+            "--out",
+            str(stricter),
+            *PARAMS,
+            "-S",
+            "prepare.min_user_interactions=8",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert 0 < json.loads((stricter / "stats.json").read_text())["users"] < default["users"]
@@ -46,16 +56,30 @@ def test_bad_input_exits_2_with_a_message_not_a_traceback(tmp_path):
 
 
 def test_unknown_parameter_is_named(tmp_path):
-    result = runner.invoke(
-        app, ["ingest", "hm", "--raw", str(HM_MINI), "--out", str(tmp_path), *PARAMS, "-S", "ingest.hm.colour=red"]
-    )
+    result = runner.invoke(app, ["ingest", "hm", "--raw", str(HM_MINI), "--out", str(tmp_path), *PARAMS, "-S", "ingest.hm.colour=red"])
     assert result.exit_code == 2
     assert "colour" in result.output
 
 
 def test_bench_evaluate_ranks_synthetic_catalogues():
-    result = runner.invoke(app, ["bench", "evaluate", "--items", "40", "--items", "90", "--users", "8", *PARAMS,
-                                 "-S", "model.hidden_size=16", "-S", "evaluate.device=cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "evaluate",
+            "--items",
+            "40",
+            "--items",
+            "90",
+            "--users",
+            "8",
+            *PARAMS,
+            "-S",
+            "model.hidden_size=16",
+            "-S",
+            "evaluate.device=cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "evaluate, 40 items" in result.output and "evaluate, 90 items" in result.output
     assert "users_ranked_per_s" in result.output

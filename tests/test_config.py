@@ -77,22 +77,26 @@ def test_missing_params_file_says_what_to_do(tmp_path):
 
 
 def test_an_experiment_applies_its_changes_before_the_overrides(tmp_path):
-    path = write(tmp_path, {"experiments.pipeline_runs": ["cold"],
-                            "experiments.runs": {"cold": {"model.temperature": 0.1, "train.seed": 4}}})
+    path = write(
+        tmp_path, {"experiments.pipeline_runs": ["cold"], "experiments.runs": {"cold": {"model.temperature": 0.1, "train.seed": 4}}}
+    )
     params = load_params(path, ["train.seed=7"], experiment="cold")
     assert (params.model.temperature, params.train.seed) == (0.1, 7)
     assert load_params(path).model.temperature == 0.5
 
 
-@pytest.mark.parametrize(("runs", "experiment", "named"), [
-    ({"warm": {}}, "hot", "pick one of \\['warm'\\]"),
-    ({"warm": {}, "T0.1": {"model.temperature": 0.1}}, "warm", "experiments.runs: 'T0.1' .* dot"),
-    ({"warm": {"prepare.min_user_interactions": 3}}, "warm", "model.\\* or train.\\*"),
-    ({"warm": {"model.temprature": 0.1}}, "warm", "model.temprature"),
-    ({"warm": {"model.temperature": -0.1}}, "warm", "model.temperature = -0.1: must be greater than 0"),
-    ({"warm": ["model.temperature"]}, "warm", "experiments.runs.warm = .*mapping"),
-    ({"cold": {}}, None, "experiments.pipeline_runs"),  # the root pipeline's run must be one of the runs
-])
+@pytest.mark.parametrize(
+    ("runs", "experiment", "named"),
+    [
+        ({"warm": {}}, "hot", "pick one of \\['warm'\\]"),
+        ({"warm": {}, "T0.1": {"model.temperature": 0.1}}, "warm", "experiments.runs: 'T0.1' .* dot"),
+        ({"warm": {"prepare.min_user_interactions": 3}}, "warm", "model.\\* or train.\\*"),
+        ({"warm": {"model.temprature": 0.1}}, "warm", "model.temprature"),
+        ({"warm": {"model.temperature": -0.1}}, "warm", "model.temperature = -0.1: must be greater than 0"),
+        ({"warm": ["model.temperature"]}, "warm", "experiments.runs.warm = .*mapping"),
+        ({"cold": {}}, None, "experiments.pipeline_runs"),  # the root pipeline's run must be one of the runs
+    ],
+)
 def test_bad_experiments_name_the_run(tmp_path, runs, experiment, named):
     path = write(tmp_path, {"experiments.pipeline_runs": ["warm"], "experiments.runs": runs})
     with pytest.raises(ConfigError, match=named):
@@ -101,13 +105,17 @@ def test_bad_experiments_name_the_run(tmp_path, runs, experiment, named):
 
 # The range helper: what a declared Range lets through, and how it says what it wants.
 
-@pytest.mark.parametrize(("allowed", "inside", "outside", "said"), [
-    (Range(1), [1, 10**9], [0, -1, math.inf], "at least 1"),
-    (Range(0, low_open=True), [1e-9, 3.0], [0.0, -1.0, math.nan, math.inf], "greater than 0"),
-    (Range(0, 1, high_open=True), [0.0, 0.999], [1.0, -0.1, math.nan], "in [0, 1)"),
-    (Range(0, 2**32 - 1), [0, 2**32 - 1], [-1, 2**32], "in [0, 4294967295]"),
-    (Range(3, reason="three are needed"), [3], [2], "at least 3 (three are needed)"),
-])
+
+@pytest.mark.parametrize(
+    ("allowed", "inside", "outside", "said"),
+    [
+        (Range(1), [1, 10**9], [0, -1, math.inf], "at least 1"),
+        (Range(0, low_open=True), [1e-9, 3.0], [0.0, -1.0, math.nan, math.inf], "greater than 0"),
+        (Range(0, 1, high_open=True), [0.0, 0.999], [1.0, -0.1, math.nan], "in [0, 1)"),
+        (Range(0, 2**32 - 1), [0, 2**32 - 1], [-1, 2**32], "in [0, 4294967295]"),
+        (Range(3, reason="three are needed"), [3], [2], "at least 3 (three are needed)"),
+    ],
+)
 def test_a_range_holds_its_bounds_and_says_them(allowed, inside, outside, said):
     assert all(value in allowed for value in inside)
     assert not any(value in allowed for value in outside)
@@ -126,12 +134,15 @@ class Knobs:
         check_ranges(self)
 
 
-@pytest.mark.parametrize(("changes", "said"), [
-    ({"size": 0}, "size = 0: must be at least 1"),
-    ({"rate": 0.0}, "rate = 0.0: must be greater than 0"),
-    ({"cutoffs": (5, 0)}, r"cutoffs = \[5, 0\]: each entry must be at least 1"),
-    ({"grid": 0}, "grid = 0: must be at least 1"),
-])
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"size": 0}, "size = 0: must be at least 1"),
+        ({"rate": 0.0}, "rate = 0.0: must be greater than 0"),
+        ({"cutoffs": (5, 0)}, r"cutoffs = \[5, 0\]: each entry must be at least 1"),
+        ({"grid": 0}, "grid = 0: must be at least 1"),
+    ],
+)
 def test_check_ranges_names_the_field_its_value_and_its_range(changes, said):
     assert declared_ranges(Knobs).keys() == {"size", "rate", "cutoffs", "grid"}
     Knobs(grid=None, cutoffs=())  # None and an empty list have nothing out of range
@@ -150,8 +161,10 @@ def sections(cls: type = Params, key: str = "") -> list[tuple[type, str]]:
 
 def numbers(cls: type) -> list[str]:
     """The fields of `cls` holding numbers: int or float, alone, in a tuple or beside None."""
+
     def numeric(hint: Any) -> bool:
         return hint in (int, float) or any(numeric(arg) for arg in typing.get_args(hint))
+
     return [name for name, hint in typing.get_type_hints(cls).items() if typing.get_origin(hint) is not dict and numeric(hint)]
 
 
@@ -166,8 +179,11 @@ def outside(allowed: Range) -> float:
     return allowed.low if allowed.low_open else allowed.low - 1
 
 
-RANGED = [(f"{key}.{name}", allowed, typing.get_origin(typing.get_type_hints(cls)[name]) is tuple)
-          for cls, key in sections() for name, allowed in declared_ranges(cls).items()]
+RANGED = [
+    (f"{key}.{name}", allowed, typing.get_origin(typing.get_type_hints(cls)[name]) is tuple)
+    for cls, key in sections()
+    for name, allowed in declared_ranges(cls).items()
+]
 
 
 @pytest.mark.parametrize(("key", "allowed", "listed"), RANGED, ids=[key for key, _, _ in RANGED])
@@ -189,11 +205,14 @@ def test_a_config_built_in_code_is_checked_too():
         PrepareConfig(max_sequence_length=2)
 
 
-@pytest.mark.parametrize(("drop", "said"), [
-    (("compare",), "compare is missing"),
-    (("model.dropout", "train.seed"), "model.dropout, train.seed are missing"),
-    (("extract.image.size",), "extract.image.size is missing"),
-])
+@pytest.mark.parametrize(
+    ("drop", "said"),
+    [
+        (("compare",), "compare is missing"),
+        (("model.dropout", "train.seed"), "model.dropout, train.seed are missing"),
+        (("extract.image.size",), "extract.image.size is missing"),
+    ],
+)
 def test_the_params_file_must_name_every_key(tmp_path, drop, said):
     with pytest.raises(ConfigError, match=f"{said}; copy"):
         load_params(write(tmp_path, drop=drop))
@@ -211,11 +230,14 @@ def test_free_form_mappings_need_no_keys(tmp_path):
     assert load_params(REPO / "params.yaml").compare.recbole.settings == {}
 
 
-@pytest.mark.parametrize(("text", "said"), [
-    ("- model\n- train\n", "is a YAML list, not a mapping of sections"),
-    ("42\n", "is a YAML int, not a mapping of sections"),
-    ("model: [1\n", r"not valid YAML \(.* at line 2, column 1\)"),
-])
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("- model\n- train\n", "is a YAML list, not a mapping of sections"),
+        ("42\n", "is a YAML int, not a mapping of sections"),
+        ("model: [1\n", r"not valid YAML \(.* at line 2, column 1\)"),
+    ],
+)
 def test_a_params_file_that_is_not_a_mapping_of_sections_is_one_error(tmp_path, text, said):
     (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(ConfigError, match=said) as error:
@@ -223,10 +245,13 @@ def test_a_params_file_that_is_not_a_mapping_of_sections_is_one_error(tmp_path, 
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize(("section", "said"), [
-    ([3], r"train = \[3\] is not a mapping of keys to values"),
-    (None, "train is empty"),
-])
+@pytest.mark.parametrize(
+    ("section", "said"),
+    [
+        ([3], r"train = \[3\] is not a mapping of keys to values"),
+        (None, "train is empty"),
+    ],
+)
 def test_a_section_that_is_not_a_mapping_is_named(tmp_path, section, said):
     with pytest.raises(ConfigError, match=said):
         load_params(write(tmp_path, {"train": section}))

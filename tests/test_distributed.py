@@ -35,14 +35,22 @@ from tests.model_fixtures import random_features, tiny
 WORLD_SIZE = 2
 ITEMS = 12  # few items: targets repeat across ranks, so cross-rank false negatives occur
 # 7 users, rank 0 takes 4 and rank 1 takes 3, with different numbers of target rows (padding columns)
-BATCH = torch.tensor([
-    [0, 0, 0, 1, 2, 3, 4], [0, 0, 5, 6, 7, 8, 9], [1, 3, 5, 7, 9, 11, 2], [0, 0, 0, 0, 4, 6, 8],
-    [0, 0, 0, 2, 4, 10, 12], [0, 0, 0, 0, 0, 11, 1], [3, 6, 9, 12, 2, 5, 8],
-])
+BATCH = torch.tensor(
+    [
+        [0, 0, 0, 1, 2, 3, 4],
+        [0, 0, 5, 6, 7, 8, 9],
+        [1, 3, 5, 7, 9, 11, 2],
+        [0, 0, 0, 0, 4, 6, 8],
+        [0, 0, 0, 2, 4, 10, 12],
+        [0, 0, 0, 0, 0, 11, 1],
+        [3, 6, 9, 12, 2, 5, 8],
+    ]
+)
 GRADIENT_MODELS = ("odmt", "sasrec_ef", "fdsa")  # distillation (KL over shared columns); one fused branch; own loss path
 QUICK = TrainConfig(epochs=2, batch_size=16, learning_rate=3e-3, patience=100, device="cpu", precision="fp32", cpu_threads=1)
 
 GLOBAL = Objective(global_negatives=True)
+
 
 def spawn(worker: Callable[..., None], *args: Any) -> None:
     """Run worker(*args) on WORLD_SIZE processes with the environment torchrun would give them."""
@@ -53,8 +61,14 @@ def spawn(worker: Callable[..., None], *args: Any) -> None:
 
 
 def as_rank(rank: int, port: int, worker: Callable[..., None], args: tuple[Any, ...]) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD_SIZE), LOCAL_WORLD_SIZE=str(WORLD_SIZE),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(WORLD_SIZE),
+        LOCAL_WORLD_SIZE=str(WORLD_SIZE),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     worker(*args)
 
 
@@ -72,8 +86,7 @@ def loss_and_gradients(out: Path) -> None:
         step = DistributedDataParallel(local)  # kept alive: its hooks average the gradients in backward
         loss, _, _ = batch_loss(step, BATCH.tensor_split(world_size)[rank], 3, GLOBAL)
         loss.backward()
-        torch.save({"loss": loss.detach(), "grads": {n: p.grad for n, p in local.named_parameters()}},
-                   out / f"{name}-{rank}.pt")
+        torch.save({"loss": loss.detach(), "grads": {n: p.grad for n, p in local.named_parameters()}}, out / f"{name}-{rank}.pt")
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +121,9 @@ def ranking_task(users: int, seed: int) -> RankingTask:
     generator = torch.Generator().manual_seed(seed)
     histories = torch.randint(1, ITEMS + 1, (users, 6), generator=generator)
     histories[::3, :2] = 0  # some left padding
-    return RankingTask(histories, torch.randint(1, ITEMS + 1, (users,), generator=generator),
-                       [sorted(set(h.tolist()) - {0}) for h in histories])
+    return RankingTask(
+        histories, torch.randint(1, ITEMS + 1, (users,), generator=generator), [sorted(set(h.tolist()) - {0}) for h in histories]
+    )
 
 
 def validation_metrics(out: Path) -> None:
@@ -155,11 +169,11 @@ def test_two_ranks_train_like_one_process_with_twice_the_batch_and_resume_single
     assert losses(two["log"]) == pytest.approx(losses(one), rel=1e-4)
     assert [r["valid_recall@10"] for r in two["log"]] == [r["valid_recall@10"] for r in one]
 
-    resumed = train(processed, features, tmp_path / "two", tiny(dropout=0.0), replace(QUICK, epochs=3, batch_size=32),
-                    resume=True)  # one process continues the two-rank run
+    resumed = train(
+        processed, features, tmp_path / "two", tiny(dropout=0.0), replace(QUICK, epochs=3, batch_size=32), resume=True
+    )  # one process continues the two-rank run
     assert [r["epoch"] for r in resumed] == [1, 2, 3] and resumed[:2] == two["log"]
-    continued = train(processed, features, tmp_path / "one", tiny(dropout=0.0), replace(QUICK, epochs=3, batch_size=32),
-                      resume=True)
+    continued = train(processed, features, tmp_path / "one", tiny(dropout=0.0), replace(QUICK, epochs=3, batch_size=32), resume=True)
     assert losses(resumed) == pytest.approx(losses(continued), rel=1e-3)
 
 
@@ -187,8 +201,14 @@ def assert_same_store(one: Path, two: Path) -> None:
 
 def test_two_rank_extraction_writes_the_single_process_shards_and_resumes(tmp_path, data, tiny_bert, tiny_dinov2):
     processed, _ = data
-    config = ExtractConfig(text=TextFeaturesConfig(encoder=tiny_bert), shard_size=128, batch_size=32, device="cpu",
-                           image=ImageFeaturesConfig(encoder=tiny_dinov2, loader_workers=0), cpu_threads=1)
+    config = ExtractConfig(
+        text=TextFeaturesConfig(encoder=tiny_bert),
+        shard_size=128,
+        batch_size=32,
+        device="cpu",
+        image=ImageFeaturesConfig(encoder=tiny_dinov2, loader_workers=0),
+        cpu_threads=1,
+    )
     spawn(extract_ranks, processed, tmp_path / "two", config)
     extract_ranks(processed, tmp_path / "one", config)
     for modality in ("text", "image"):
@@ -205,9 +225,27 @@ def test_two_rank_extraction_writes_the_single_process_shards_and_resumes(tmp_pa
 
 def test_torchrun_runs_the_train_stage_on_two_processes(tmp_path, data):
     processed, features = data
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD_SIZE}",
-               "-m", "stages.train", "--processed", str(processed), "--features", str(features), "--out", str(tmp_path / "run"),
-               "-S", "train.epochs=1", "-S", "train.global_negatives=true", "-S", "train.device=cpu"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={WORLD_SIZE}",
+        "-m",
+        "stages.train",
+        "--processed",
+        str(processed),
+        "--features",
+        str(features),
+        "--out",
+        str(tmp_path / "run"),
+        "-S",
+        "train.epochs=1",
+        "-S",
+        "train.global_negatives=true",
+        "-S",
+        "train.device=cpu",
+    ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("best epoch 1") == 1  # rank 0 alone reports

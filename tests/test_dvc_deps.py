@@ -121,20 +121,32 @@ def test_code_deps_are_exactly_the_files_the_command_imports(stage: str, cmd: st
 
 
 def test_import_closure_follows_lazy_relative_and_submodule_imports_but_not_type_checking(tmp_path):
-    write_files(tmp_path, {
-        "stages/__init__.py": "",
-        "stages/run.py": "import json\nfrom pipeline import model\n\n\ndef run():\n    from pipeline.sub import loop\n",
-        "pipeline/__init__.py": "",
-        "pipeline/model.py": "from typing import TYPE_CHECKING\n\nfrom .errors import InputError\n\n"
-                             "if TYPE_CHECKING:\n    from pipeline import hidden\nelse:\n    import pipeline.shown\n",
-        "pipeline/errors.py": "class InputError(ValueError): ...\n",
-        "pipeline/hidden.py": "", "pipeline/shown.py": "", "pipeline/unused.py": "",
-        "pipeline/sub/__init__.py": "", "pipeline/sub/loop.py": "from ..errors import InputError\n",
-    })
+    write_files(
+        tmp_path,
+        {
+            "stages/__init__.py": "",
+            "stages/run.py": "import json\nfrom pipeline import model\n\n\ndef run():\n    from pipeline.sub import loop\n",
+            "pipeline/__init__.py": "",
+            "pipeline/model.py": "from typing import TYPE_CHECKING\n\nfrom .errors import InputError\n\n"
+            "if TYPE_CHECKING:\n    from pipeline import hidden\nelse:\n    import pipeline.shown\n",
+            "pipeline/errors.py": "class InputError(ValueError): ...\n",
+            "pipeline/hidden.py": "",
+            "pipeline/shown.py": "",
+            "pipeline/unused.py": "",
+            "pipeline/sub/__init__.py": "",
+            "pipeline/sub/loop.py": "from ..errors import InputError\n",
+        },
+    )
 
     assert import_closure(tmp_path, "stages.run") == {
-        "stages/__init__.py", "stages/run.py", "pipeline/__init__.py", "pipeline/model.py", "pipeline/errors.py",
-        "pipeline/shown.py", "pipeline/sub/__init__.py", "pipeline/sub/loop.py",
+        "stages/__init__.py",
+        "stages/run.py",
+        "pipeline/__init__.py",
+        "pipeline/model.py",
+        "pipeline/errors.py",
+        "pipeline/shown.py",
+        "pipeline/sub/__init__.py",
+        "pipeline/sub/loop.py",
     }
 
 
@@ -142,7 +154,9 @@ def test_listed_code_expands_folders_to_their_python_files(tmp_path):
     write_files(tmp_path, {"pipeline/sub/a.py": "", "pipeline/sub/deep/b.py": "", "pipeline/sub/notes.txt": ""})
 
     assert listed_code(tmp_path, ["pipeline/sub", "stages/x.py"]) == {
-        "pipeline/sub/a.py", "pipeline/sub/deep/b.py", "stages/x.py",
+        "pipeline/sub/a.py",
+        "pipeline/sub/deep/b.py",
+        "stages/x.py",
     }
 
 

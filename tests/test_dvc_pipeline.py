@@ -66,8 +66,7 @@ def test_repro_reproduces_the_lock_and_then_is_up_to_date(checkout_copy):
 def test_experiment_matrix_trains_every_run_and_seed_and_reports_them(checkout_copy):
     params = yaml.safe_load((checkout_copy / "params.yaml").read_text())
     params["train"]["epochs"] = 2
-    params["experiments"] |= {"seeds": [0, 1], "runs": {"odmt": {}, "sasrec": {"model.name": "sasrec"},
-                                                        "T0_1": {"model.temperature": 0.1}}}
+    params["experiments"] |= {"seeds": [0, 1], "runs": {"odmt": {}, "sasrec": {"model.name": "sasrec"}, "T0_1": {"model.temperature": 0.1}}}
     (checkout_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc = [sys.executable, "-m", "dvc"]
     run([*dvc, "repro", "experiments/dvc.yaml"], checkout_copy)

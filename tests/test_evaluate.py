@@ -21,8 +21,9 @@ def test_tasks_read_valid_then_test_targets_with_the_history_before_them(data):
     processed, _ = data
     sequences = pq.read_table(processed / "sequences.parquet")
     valid, test = ranking.validation_task(sequences, positions=12), ranking.test_task(sequences, positions=12)
-    for sequence, *rows in zip(sequences["items"].to_pylist(), valid.histories, valid.targets, valid.exclude,
-                               test.histories, test.targets, test.exclude):
+    for sequence, *rows in zip(
+        sequences["items"].to_pylist(), valid.histories, valid.targets, valid.exclude, test.histories, test.targets, test.exclude
+    ):
         valid_history, valid_target, valid_excluded, test_history, test_target, test_excluded = rows
         assert valid_target == sequence[-2] and test_target == sequence[-1]
         assert [i for i in valid_history.tolist() if i] == sequence[:-2][-12:]
@@ -52,10 +53,15 @@ def test_evaluate_writes_metrics_ranks_and_popularity_groups(tmp_path, data, odm
     # training; a target the history holds is excluded with it, so it ranks last
     train_count = [0, *pq.read_table(processed / "items.parquet")["train_count"].to_pylist()]
     task = ranking.test_task(pq.read_table(processed / "sequences.parquet"), positions=12)  # exclusion is the whole history
-    expected = [len(train_count) - 1 if target in excluded else
-                1 + sum(1 for item in range(1, len(train_count))
-                        if item != target and item not in excluded and train_count[item] >= train_count[target])
-                for target, excluded in zip(task.targets.tolist(), map(set, task.exclude))]
+    expected = [
+        len(train_count) - 1
+        if target in excluded
+        else 1
+        + sum(
+            1 for item in range(1, len(train_count)) if item != target and item not in excluded and train_count[item] >= train_count[target]
+        )
+        for target, excluded in zip(task.targets.tolist(), map(set, task.exclude))
+    ]
     assert [row["rank_popularity"] for row in test] == expected
     assert metrics["popularity"]["test"]["recall@20"] == pytest.approx(ranking.recall_at(torch.tensor(expected), 20))
     assert len(set(expected)) > 10  # a ranking, not one value for everyone

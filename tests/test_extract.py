@@ -80,8 +80,10 @@ def test_an_encoder_output_that_is_not_finite_is_never_written(tmp_path, process
     settings = config(tiny_bert, tiny_dinov2)
     encoder = Overflowing(tiny_bert, settings.text.max_tokens, torch.device("cpu"))
     item_id = pq.read_table(processed / "items.parquet")["item_id"][2].as_py()
-    refused = (rf"{re.escape(tiny_bert)}: encoded item_idx 3 \(item_id {item_id}\) to NaN or infinite values, "
-               r"so .*shard-00000.h5 is not written; run with -S extract.precision=fp32")
+    refused = (
+        rf"{re.escape(tiny_bert)}: encoded item_idx 3 \(item_id {item_id}\) to NaN or infinite values, "
+        r"so .*shard-00000.h5 is not written; run with -S extract.precision=fp32"
+    )
     with pytest.raises(InputError, match=refused):
         extraction.extract("text", processed, HM_MINI, tmp_path / "text", settings, encoder=encoder)
     assert list((tmp_path / "text").glob("*.h5")) == []
@@ -171,9 +173,23 @@ def test_extract_command_writes_both_modalities(tmp_path, processed, tiny_bert, 
     pq.write_table(pq.read_table(processed / "items.parquet").slice(0, 10), small / "items.parquet")
     result = CliRunner().invoke(
         app,
-        ["extract", "--processed", str(small), "--raw", str(HM_MINI), "--out", str(tmp_path / "features"),
-         "--params", str(REPO / "params.yaml"), "-S", f"extract.text.encoder={tiny_bert}",
-         "-S", f"extract.image.encoder={tiny_dinov2}", "-S", "extract.image.loader_workers=0"],
+        [
+            "extract",
+            "--processed",
+            str(small),
+            "--raw",
+            str(HM_MINI),
+            "--out",
+            str(tmp_path / "features"),
+            "--params",
+            str(REPO / "params.yaml"),
+            "-S",
+            f"extract.text.encoder={tiny_bert}",
+            "-S",
+            f"extract.image.encoder={tiny_dinov2}",
+            "-S",
+            "extract.image.loader_workers=0",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "text: 10 items x 30 tokens x 32 dims" in result.output
@@ -185,8 +201,14 @@ def test_clip_yields_its_last_layer_before_the_post_layernorm(tmp_path, processe
 
     folder = tmp_path / "tiny-clip"
     torch.manual_seed(0)
-    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-              "image_size": 224, "patch_size": 32}
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 224,
+        "patch_size": 32,
+    }
     text = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
     CLIPModel(CLIPConfig(vision_config=vision, text_config=text, projection_dim=16)).save_pretrained(folder)
     CLIPImageProcessor().save_pretrained(folder)

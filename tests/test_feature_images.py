@@ -16,9 +16,7 @@ REAL = sorted((HM_MINI / "images").rglob("*.jpg"))[0]
 )
 def test_every_mode_of_a_real_photo_becomes_rgb(tmp_path, mode, suffix):
     with Image.open(REAL) as photo:
-        source = photo.convert(mode) if mode != "I;16" else Image.fromarray(
-            np.asarray(photo.convert("L"), dtype=np.uint16) * 257
-        )
+        source = photo.convert(mode) if mode != "I;16" else Image.fromarray(np.asarray(photo.convert("L"), dtype=np.uint16) * 257)
         size = photo.size
     path = tmp_path / f"photo.{suffix}"
     source.save(path)

@@ -65,8 +65,14 @@ def tokens_of(n: int, seed: int = 0) -> np.ndarray:
 def small_store(folder: Path, tokens: np.ndarray) -> pa.Table:
     """A one-shard text store of `tokens` (item_idx 1..n) and the items table it was built from."""
     n, length, width = tokens.shape
-    items = pa.table({"item_idx": pa.array(range(1, n + 1), pa.int32()), "item_id": [f"a{i}" for i in range(1, n + 1)],
-                      "text": ["t"] * n, "image_path": pa.nulls(n, pa.string())})
+    items = pa.table(
+        {
+            "item_idx": pa.array(range(1, n + 1), pa.int32()),
+            "item_id": [f"a{i}" for i in range(1, n + 1)],
+            "text": ["t"] * n,
+            "image_path": pa.nulls(n, pa.string()),
+        }
+    )
     write_shard(folder / shard_name(0), np.arange(1, n + 1), tokens, np.ones(tokens.shape[:2], dtype=bool))
     identity = FeatureIdentity("text", "random", "none", items_fingerprint(items), width, length, "none", {}, n)
     Manifest(identity, [{"file": shard_name(0), "items": n}], complete=True).write(folder)
@@ -162,8 +168,7 @@ def trained(tmp_path_factory, data) -> tuple[Path, Path, Path]:
     """A tiny ODMT trained one epoch through the CLI: (processed, features, run)."""
     processed, features = data
     run = tmp_path_factory.mktemp("integrity") / "run"
-    result = runner.invoke(app, ["train", "--processed", str(processed), "--features", str(features), "--out", str(run),
-                                 *PARAMS, *TINY])
+    result = runner.invoke(app, ["train", "--processed", str(processed), "--features", str(features), "--out", str(run), *PARAMS, *TINY])
     assert result.exit_code == 0, result.output
     return processed, features, run
 
@@ -187,8 +192,21 @@ def assert_refused(result, *named: str) -> None:
 def test_evaluate_refuses_damaged_features(tmp_path, trained):
     processed, features, run = trained
     shard = damaged_copy(features, tmp_path / "features")
-    result = runner.invoke(app, ["evaluate", "--run", str(run), "--processed", str(processed), "--features",
-                                 str(tmp_path / "features"), "--out", str(tmp_path / "metrics"), *PARAMS])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--run",
+            str(run),
+            "--processed",
+            str(processed),
+            "--features",
+            str(tmp_path / "features"),
+            "--out",
+            str(tmp_path / "metrics"),
+            *PARAMS,
+        ],
+    )
     assert_refused(result, str(shard), "odmt extract")
     assert not (tmp_path / "metrics" / "metrics.json").exists()
 
@@ -196,8 +214,10 @@ def test_evaluate_refuses_damaged_features(tmp_path, trained):
 def test_train_refuses_damaged_features(tmp_path, trained):
     processed, features, _ = trained
     shard = damaged_copy(features, tmp_path / "features")
-    result = runner.invoke(app, ["train", "--processed", str(processed), "--features", str(tmp_path / "features"),
-                                 "--out", str(tmp_path / "run"), *PARAMS, *TINY])
+    result = runner.invoke(
+        app,
+        ["train", "--processed", str(processed), "--features", str(tmp_path / "features"), "--out", str(tmp_path / "run"), *PARAMS, *TINY],
+    )
     assert_refused(result, str(shard), "odmt extract")
     assert list((tmp_path / "run").glob("best*")) == []
 
@@ -210,7 +230,20 @@ def test_evaluate_refuses_nan_features_naming_the_item(tmp_path, trained):
     item_idx, tokens, _ = read_shard(shard, with_mask=False)
     tokens[7, 0, 0] = np.nan
     write_shard(shard, item_idx, tokens, None)  # a valid checksum over a NaN, as a buggy encoder writes it
-    result = runner.invoke(app, ["evaluate", "--run", str(run), "--processed", str(processed), "--features", str(copy),
-                                 "--out", str(tmp_path / "metrics"), *PARAMS])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--run",
+            str(run),
+            "--processed",
+            str(processed),
+            "--features",
+            str(copy),
+            "--out",
+            str(tmp_path / "metrics"),
+            *PARAMS,
+        ],
+    )
     assert_refused(result, str(shard), f"item_idx {item_idx[7]} (item_id ")
     assert not (tmp_path / "metrics" / "metrics.json").exists()

@@ -11,8 +11,17 @@ from pipeline.synthetic.dataset import FeatureShapes, write_synthetic
 
 
 def identity(**changes) -> FeatureIdentity:
-    values = dict(modality="text", encoder="enc", weights_fingerprint="w", items_fingerprint="i", d=4, L=3,
-                  pooling="none", preprocessing={"max_tokens": 3}, shard_size=2)
+    values = dict(
+        modality="text",
+        encoder="enc",
+        weights_fingerprint="w",
+        items_fingerprint="i",
+        d=4,
+        L=3,
+        pooling="none",
+        preprocessing={"max_tokens": 3},
+        shard_size=2,
+    )
     return FeatureIdentity(**(values | changes))
 
 

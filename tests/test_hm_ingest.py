@@ -35,9 +35,7 @@ def test_embedded_sample_matches_an_independent_reading(tmp_path):
         articles = list(csv.DictReader(file))
     assert len(items) == len(articles)
     first = articles[0]
-    assert items[first["article_id"]]["text"] == " ".join(
-        first[c] for c in HMConfig().text_columns
-    )
+    assert items[first["article_id"]]["text"] == " ".join(first[c] for c in HMConfig().text_columns)
     assert all((HM_MINI / item["image_path"]).is_file() for item in items.values())
 
 

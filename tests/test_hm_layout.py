@@ -34,7 +34,10 @@ def test_ingest_reads_every_record_and_collapses_only_second_units(layout, tmp_p
     transactions = report["files"][TRANSACTIONS]
     assert transactions["records_read"] == len(rows) == ROWS
     assert transactions["dropped"] == {
-        "bad_article_id": 0, "bad_date": 0, "duplicate_same_day": ROWS - len(distinct), "missing_customer_id": 0,
+        "bad_article_id": 0,
+        "bad_date": 0,
+        "duplicate_same_day": ROWS - len(distinct),
+        "missing_customer_id": 0,
     }
     assert 0 < ROWS - len(distinct) < ROWS // 5  # some second units, as in real purchases
     assert len(interactions) == len(distinct)

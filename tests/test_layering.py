@@ -82,12 +82,15 @@ def test_design_doc_draws_the_same_layering() -> None:
     assert positions == sorted(positions), "docs/design.md lists the packages top to bottom in LAYERS' order"
 
 
-@pytest.mark.parametrize("source, expected", [
-    ("from pipeline.training.loop import train\n", ["pipeline.training.loop"]),
-    ("from pipeline import distributed\n", ["pipeline.distributed"]),
-    ("def f():\n    import pipeline.models.odmt\n", ["pipeline.models.odmt"]),
-    ("import torch\nfrom . import x\n", []),
-])
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("from pipeline.training.loop import train\n", ["pipeline.training.loop"]),
+        ("from pipeline import distributed\n", ["pipeline.distributed"]),
+        ("def f():\n    import pipeline.models.odmt\n", ["pipeline.models.odmt"]),
+        ("import torch\nfrom . import x\n", []),
+    ],
+)
 def test_imports_are_read_lazy_ones_included(tmp_path: Path, source: str, expected: list[str]) -> None:
     path = tmp_path / "module.py"
     path.write_text(source, encoding="utf-8")

@@ -19,7 +19,10 @@ def heavy_imports(*args: str) -> set[str]:
     """The heavy packages `odmt <args>` imports, read from `python -X importtime` in a fresh interpreter."""
     child = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "stages.cli", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert child.returncode == 0, child.stderr[-2000:]
     lines = [line for line in child.stderr.splitlines() if line.startswith("import time:")]

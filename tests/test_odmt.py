@@ -148,10 +148,9 @@ def test_full_softmax_is_the_cross_entropy_over_every_item_and_trains_the_imt():
     loss, _ = model(sequences, epoch=1, objective=Objective(loss="full_softmax"))
     catalogue = model.item_catalogue()  # by hand: each branch's users against all 10 items, logits averaged
     rows = (sequences[:, :-1] != 0) & (sequences[:, 1:] != 0)
-    logits = torch.stack([
-        model.user_encoders[b](catalogue[b][sequences[:, :-1]], sequences[:, :-1] != 0)[rows] @ catalogue[b][1:].T
-        for b in model.branches
-    ]).mean(dim=0)
+    logits = torch.stack(
+        [model.user_encoders[b](catalogue[b][sequences[:, :-1]], sequences[:, :-1] != 0)[rows] @ catalogue[b][1:].T for b in model.branches]
+    ).mean(dim=0)
     assert logits.shape == (int(rows.sum()), 10)
     assert torch.allclose(loss, torch.nn.functional.cross_entropy(logits, sequences[:, 1:][rows] - 1), atol=1e-6)
     loss.backward()

@@ -40,8 +40,7 @@ def exported(data, tmp_path_factory) -> Path:
 def recbole_split(folder: Path, positions: int):
     recbole = peer.import_recbole()
     with peer.recbole_run_folder(folder.parent / "load"):
-        config = recbole["Config"](model="SASRec", dataset=folder.name,
-                                   config_dict=peer.recbole_settings(0, folder, QUICK, positions, CPU))
+        config = recbole["Config"](model="SASRec", dataset=folder.name, config_dict=peer.recbole_settings(0, folder, QUICK, positions, CPU))
         dataset = recbole["create_dataset"](config)
         counts = (dataset.user_num - 1, dataset.item_num - 1, dataset.inter_num)  # before the split reshapes it
         return dataset, counts, recbole["data_preparation"](config, dataset)
@@ -52,13 +51,13 @@ def test_recbole_loads_the_export_with_our_counts_and_split(data, exported):
     users = dict(zip(sequences["user_id"].to_pylist(), sequences["items"].to_pylist()))
     item_ids = dict(zip(*(pq.read_table(data[0] / "items.parquet")[c].to_pylist() for c in ("item_idx", "item_id"))))
     dataset, counts, (train, valid, test) = recbole_split(exported, positions=14)
-    assert counts == (
-        len(users), len(item_ids), sum(len(s) for s in users.values()))
+    assert counts == (len(users), len(item_ids), sum(len(s) for s in users.values()))
     tokens = {field: dataset.field2id_token[field] for field in ("user_id", "item_id")}
     for split, loader in (("valid", valid), ("test", test)):
         interactions = loader._dataset.inter_feat
-        targets = {tokens["user_id"][u]: tokens["item_id"][i]
-                   for u, i in zip(interactions["user_id"].tolist(), interactions["item_id"].tolist())}
+        targets = {
+            tokens["user_id"][u]: tokens["item_id"][i] for u, i in zip(interactions["user_id"].tolist(), interactions["item_id"].tolist())
+        }
         assert targets == {user: item_ids[getattr(leave_one_out(s), split)] for user, s in users.items()}, split
     # RecBole trains on every prefix of the training part: one instance per item after the first
     assert len(train._dataset) == sum(len(leave_one_out(s).train) - 1 for s in users.values())
@@ -84,8 +83,10 @@ def recbole_sasrec(exported, tmp_path_factory) -> peer.RecBoleRun:
 def test_recbole_scores_ranked_by_our_evaluator_give_recboles_own_numbers(data, recbole_sasrec):
     sequences, items = pq.read_table(data[0] / "sequences.parquet"), pq.read_table(data[0] / "items.parquet")
     ranker = peer.RecBoleRanker(recbole_sasrec, items)
-    tasks = {"valid": ranking.validation_task(sequences, 6, exclude_history=False),
-             "test": ranking.test_task(sequences, 6, exclude_history=False)}
+    tasks = {
+        "valid": ranking.validation_task(sequences, 6, exclude_history=False),
+        "test": ranking.test_task(sequences, 6, exclude_history=False),
+    }
     ours = peer.rank_recbole(ranker, tasks, users_per_batch=16, items_per_batch=100, ks=(10, 20))
     for split in tasks:  # RecBole does not exclude history for sequential models: neither do we here
         for metric, value in recbole_sasrec.own_metrics[split].items():
@@ -103,9 +104,19 @@ def test_a_failing_recbole_run_names_the_model_and_its_log(tmp_path):
 def test_compare_writes_both_libraries_side_by_side_and_continues_where_it_stopped(data, exported, tmp_path):
     from pipeline.peers.compare import compare_recbole
 
-    params = load_params(REPO / "params.yaml", ["compare.models=[gru4rec]", "compare.seeds=[0]", "compare.recbole.epochs=2",
-                                                "train.epochs=2", "train.device=cpu", "model.positions=6",
-                                                "compare.device=cpu", "model.hidden_size=16"])
+    params = load_params(
+        REPO / "params.yaml",
+        [
+            "compare.models=[gru4rec]",
+            "compare.seeds=[0]",
+            "compare.recbole.epochs=2",
+            "train.epochs=2",
+            "train.device=cpu",
+            "model.positions=6",
+            "compare.device=cpu",
+            "model.hidden_size=16",
+        ],
+    )
     result = compare_recbole(data[0], data[1], tmp_path, params)
     assert [(run["library"], run["model"]) for run in result["runs"]] == [("recbole", "gru4rec"), ("ours", "gru4rec")]
     table = (tmp_path / "comparison.md").read_text()

@@ -21,9 +21,7 @@ def make_interim(tmp_path, sequences, items):
     """sequences: user -> item ids oldest first (one day apart); items: id -> (text, image_path)."""
     rows = [(user, item, 86400 * t) for user, seq in sequences.items() for t, item in enumerate(seq)]
     interactions = pa.table({k: list(v) for k, v in zip(("user_id", "item_id", "timestamp"), zip(*rows))})
-    table = pa.table(
-        {"item_id": list(items), "text": [t for t, _ in items.values()], "image_path": [p for _, p in items.values()]}
-    )
+    table = pa.table({"item_id": list(items), "text": [t for t, _ in items.values()], "image_path": [p for _, p in items.values()]})
     write_interim(tmp_path / "interim", interactions, table, {"source": "test"})
     return tmp_path / "interim"
 
@@ -103,7 +101,10 @@ def test_user_filter_truncation_and_reindexing(tmp_path):
     assert [row["item_id"] for row in items_table] == ids[5:]
     assert [(row["user_idx"], row["user_id"]) for row in sequences_table] == [(0, "five"), (1, "long")]
     assert {k: stats[k] for k in ("users", "items", "interactions", "average_length")} == {
-        "users": 2, "items": 15, "interactions": 20, "average_length": 10.0
+        "users": 2,
+        "items": 15,
+        "interactions": 20,
+        "average_length": 10.0,
     }
     assert stats["density"] == round(20 / (2 * 15), 6)
 
@@ -182,8 +183,9 @@ def test_missing_interim_says_which_command_makes_it(tmp_path):
 
 
 def test_write_processed_then_read_processed_round_trips(tmp_path):
-    items = pa.table({"item_idx": [1, 2], "item_id": ["a", "b"], "text": ["A", None], "image_path": ["a.jpg", None],
-                      "train_count": [1, 0]}, schema=ITEMS)
+    items = pa.table(
+        {"item_idx": [1, 2], "item_id": ["a", "b"], "text": ["A", None], "image_path": ["a.jpg", None], "train_count": [1, 0]}, schema=ITEMS
+    )
     sequences = pa.table({"user_idx": [0], "user_id": ["u"], "items": [[1, 2, 1]]}, schema=SEQUENCES)
     stats = {"users": 1, "made_by": {"test": True}}
 

@@ -30,9 +30,7 @@ def processed_rows(folder):
     items = pq.read_table(folder / "items.parquet").to_pylist()
     sequences = pq.read_table(folder / "sequences.parquet").to_pylist()
     item_id = {row["item_idx"]: row["item_id"] for row in items}
-    return {row["item_id"]: row["text"] for row in items}, {
-        row["user_id"]: [item_id[idx] for idx in row["items"]] for row in sequences
-    }
+    return {row["item_id"]: row["text"] for row in items}, {row["user_id"]: [item_id[idx] for idx in row["items"]] for row in sequences}
 
 
 def lines(path):

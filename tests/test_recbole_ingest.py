@@ -94,7 +94,7 @@ def test_quote_characters_are_ordinary_characters(tmp_path):
         file.write('\n20\t"Unbalanced title\t2001\tDrama\n21\tNext film\t2002\tDrama\n')
     report, _, items = ingest(raw, tmp_path)
     assert items["3"]["text"] == '12" Single 1983 Drama Comedy'
-    assert items["4"]["text"] == "\"Great Performances\" Cats 1984 Animation Children's"
+    assert items["4"]["text"] == '"Great Performances" Cats 1984 Animation Children\'s'
     assert items["20"]["text"] == '"Unbalanced title 2001 Drama'
     assert items["21"]["text"] == "Next film 2002 Drama"  # not swallowed by the quote above
     assert report["files"][fixture.ITEM]["dropped"]["malformed_row"] == 1  # the blank line

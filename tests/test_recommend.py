@@ -29,8 +29,9 @@ def test_recommendations_are_k_distinct_unseen_items_per_user(data, odmt_run):
     same_user = [row for row in table if row["user_id"] == sequences[3]["user_id"]]
     assert [row["item_id"] for row in one] == [row["item_id"] for row in same_user]  # blocks do not matter
     assert [row["score"] for row in one] == pytest.approx([row["score"] for row in same_user], rel=1e-5)
-    with_history = recommend(odmt_run, processed, features, 5, replace(CONFIG, exclude_history=False),
-                             user_ids=[sequences[3]["user_id"]]).to_pylist()
+    with_history = recommend(
+        odmt_run, processed, features, 5, replace(CONFIG, exclude_history=False), user_ids=[sequences[3]["user_id"]]
+    ).to_pylist()
     assert [row["score"] for row in with_history][0] >= one[0]["score"]
 
 
@@ -58,22 +59,38 @@ def test_unknown_users_items_and_bad_k_are_clear_errors(data, odmt_run):
 def test_recommend_command_prints_a_table(data, odmt_run):
     processed, features = data
     user = pq.read_table(processed / "sequences.parquet")["user_id"][0].as_py()
-    result = runner.invoke(app, ["recommend", "--run", str(odmt_run), "--processed", str(processed), "--features",
-                                 str(features), "--user", user, "--k", "3", *PARAMS, "-S", "evaluate.precision=fp32"])
+    result = runner.invoke(
+        app,
+        [
+            "recommend",
+            "--run",
+            str(odmt_run),
+            "--processed",
+            str(processed),
+            "--features",
+            str(features),
+            "--user",
+            user,
+            "--k",
+            "3",
+            *PARAMS,
+            "-S",
+            "evaluate.precision=fp32",
+        ],
+    )
     assert result.exit_code == 0, result.output
     expected = recommend(odmt_run, processed, features, 3, CONFIG, user_ids=[user])["item_id"].to_pylist()
     assert all(item in result.output for item in expected)
 
 
-
 def test_recommend_prints_titles_as_text_not_markup(data, odmt_run, monkeypatch):
     processed, features = data
     titles = ["[b]bold[/b] tee", "socks [/red]"]
-    shown = pa.table({"user_id": ["u1", "u1"], "rank": [1, 2], "item_id": ["i1", "i2"], "score": [0.9, 0.8],
-                      "text": titles}, schema=RECOMMENDATIONS)
+    shown = pa.table(
+        {"user_id": ["u1", "u1"], "rank": [1, 2], "item_id": ["i1", "i2"], "score": [0.9, 0.8], "text": titles}, schema=RECOMMENDATIONS
+    )
     monkeypatch.setattr("pipeline.evaluation.recommend.recommend", lambda *args: shown)
-    result = runner.invoke(app, ["recommend", "--run", str(odmt_run), "--processed", str(processed), "--features",
-                                 str(features), *PARAMS])
+    result = runner.invoke(app, ["recommend", "--run", str(odmt_run), "--processed", str(processed), "--features", str(features), *PARAMS])
     assert result.exit_code == 0, result.output
     assert all(title in result.output for title in titles)
 
@@ -82,8 +99,23 @@ def test_recommend_refuses_a_user_together_with_a_history(data, odmt_run):
     processed, features = data
     user = pq.read_table(processed / "sequences.parquet")["user_id"][0].as_py()
     item = pq.read_table(processed / "items.parquet")["item_id"][0].as_py()
-    result = runner.invoke(app, ["recommend", "--run", str(odmt_run), "--processed", str(processed), "--features",
-                                 str(features), "--user", user, "--history", item, *PARAMS])
+    result = runner.invoke(
+        app,
+        [
+            "recommend",
+            "--run",
+            str(odmt_run),
+            "--processed",
+            str(processed),
+            "--features",
+            str(features),
+            "--user",
+            user,
+            "--history",
+            item,
+            *PARAMS,
+        ],
+    )
     assert result.exit_code == 2
     assert "--user" in result.output and "--history" in result.output and "not both" in result.output
     assert "Traceback" not in result.output

@@ -16,8 +16,15 @@ from stages.report import report as report_command
 KEYS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 
 
-def write_run(data: Path, name: str, recall: float, model: dict | None = None, branches: bool = True,
-              seed: int | None = None, popularity: float | None = None) -> None:
+def write_run(
+    data: Path,
+    name: str,
+    recall: float,
+    model: dict | None = None,
+    branches: bool = True,
+    seed: int | None = None,
+    popularity: float | None = None,
+) -> None:
     """A fake run and metrics folder in the real formats: what `odmt train` and `odmt evaluate` write."""
     name = name if seed is None else f"{name}-seed{seed}"  # as experiments/dvc.yaml names its runs
     split = {key: recall / (2 if key.startswith("ndcg") else 1) + (0.05 if key.endswith("20") else 0) for key in KEYS}
@@ -25,19 +32,45 @@ def write_run(data: Path, name: str, recall: float, model: dict | None = None, b
     scorers = {"ensemble": split} | {branch: {k: v * share for k, v in split.items()} for branch, share in shares.items()}
     if popularity is not None:  # odmt evaluate also ranks by popularity
         scorers["popularity"] = dict.fromkeys(KEYS, popularity)
-    write_json(data / "metrics" / name / "metrics.json",
-               {"epoch": 2, "users": 90, "items": 40} | {s: {"valid": v, "test": v} for s, v in scorers.items()})
-    write_tsv(data / "metrics" / name / "popularity_groups.tsv", [
-        {"group": g, "items": 8, "users": 18, "min_train_count": g, "max_train_count": g + 1,
-         "recall@10": recall * g / 5, "ndcg@10": 0.0, "recall@20": 0.0, "ndcg@20": 0.0} for g in range(6)])
-    write_json(data / "runs" / name / "config.json",
-               {"model": model or {}, "train": {} if seed is None else {"seed": seed}, "processed": "processed", "features": "features"})
-    losses = ({"ce_image": 6.0, "ce_text": 6.5, "ce_id": 5.9, "kl_image": 1.0, "kl_text": 1.5, "kl_id": 0.4,
-               "distillation_weight": 0.01} if branches else {"ce_ensemble": 6.1})
-    write_tsv(data / "runs" / name / "train_log.tsv", [
-        {"epoch": e} | {k: v / e for k, v in losses.items()} | {"total": 20.0 / e, "valid_recall@10": 0.01 * e,
-                                                               "valid_ndcg@10": 0.005 * e}
-        for e in (1, 2, 3)])
+    write_json(
+        data / "metrics" / name / "metrics.json",
+        {"epoch": 2, "users": 90, "items": 40} | {s: {"valid": v, "test": v} for s, v in scorers.items()},
+    )
+    write_tsv(
+        data / "metrics" / name / "popularity_groups.tsv",
+        [
+            {
+                "group": g,
+                "items": 8,
+                "users": 18,
+                "min_train_count": g,
+                "max_train_count": g + 1,
+                "recall@10": recall * g / 5,
+                "ndcg@10": 0.0,
+                "recall@20": 0.0,
+                "ndcg@20": 0.0,
+            }
+            for g in range(6)
+        ],
+    )
+    write_json(
+        data / "runs" / name / "config.json",
+        {"model": model or {}, "train": {} if seed is None else {"seed": seed}, "processed": "processed", "features": "features"},
+    )
+    losses = (
+        {"ce_image": 6.0, "ce_text": 6.5, "ce_id": 5.9, "kl_image": 1.0, "kl_text": 1.5, "kl_id": 0.4, "distillation_weight": 0.01}
+        if branches
+        else {"ce_ensemble": 6.1}
+    )
+    write_tsv(
+        data / "runs" / name / "train_log.tsv",
+        [
+            {"epoch": e}
+            | {k: v / e for k, v in losses.items()}
+            | {"total": 20.0 / e, "valid_recall@10": 0.01 * e, "valid_ndcg@10": 0.005 * e}
+            for e in (1, 2, 3)
+        ],
+    )
 
 
 def table(markdown: str, title: str) -> list[list[str]]:
@@ -58,19 +91,24 @@ def test_cells_are_mean_and_sample_std_with_the_best_mean_bold():
     assert by_column == {"x": ["0.1000", "**0.9000**"], "y": ["**0.2000**", "0.3000"]}
 
 
-@pytest.mark.parametrize("model, name", [
-    ({}, None),
-    ({"id_mask": True, "imt": True, "imt_layers": 2, "distillation": True, "id_init": "mean", "use_id": True,
-      "hidden_size": 128}, None),
-    ({"id_mask": False}, "w/o ID mask"),
-    ({"imt": False, "imt_layers": 2}, "w/o IMT (1)"),
-    ({"imt": False, "imt_layers": 1}, "w/o IMT (2)"),
-    ({"distillation": False}, "w/o online distillation"),
-    ({"id_init": "text"}, "ID init text"),
-    ({"id_init": "image"}, "ID init image"),
-    ({"id_init": "random"}, "ID init random"),
-    ({"use_id": False}, "ID-free"),
-])
+@pytest.mark.parametrize(
+    "model, name",
+    [
+        ({}, None),
+        (
+            {"id_mask": True, "imt": True, "imt_layers": 2, "distillation": True, "id_init": "mean", "use_id": True, "hidden_size": 128},
+            None,
+        ),
+        ({"id_mask": False}, "w/o ID mask"),
+        ({"imt": False, "imt_layers": 2}, "w/o IMT (1)"),
+        ({"imt": False, "imt_layers": 1}, "w/o IMT (2)"),
+        ({"distillation": False}, "w/o online distillation"),
+        ({"id_init": "text"}, "ID init text"),
+        ({"id_init": "image"}, "ID init image"),
+        ({"id_init": "random"}, "ID init random"),
+        ({"use_id": False}, "ID-free"),
+    ],
+)
 def test_ablation_name_of_every_switch(model, name):
     assert ablation_name(model) == name
 
@@ -127,14 +165,20 @@ def test_seeds_make_one_column_and_each_group_finds_its_table(tmp_path):
     assert table(markdown, "Backbones")[2:] == [
         ["SASRec", "0.1200 ± 0.0200", "0.1700 ± 0.0200", "0.0600 ± 0.0100", "0.1100 ± 0.0100"],
         ["ODMT (SASRec)", "0.3200 ± 0.0200", "0.3700 ± 0.0200", "0.1600 ± 0.0100", "0.2100 ± 0.0100"],
-        ["GRU4Rec", "0.1200", "0.1700", "0.0600", "0.1100"], ["ODMT (GRU4Rec)", "**0.3500**", "**0.4000**", "**0.1750**", "**0.2250**"],
+        ["GRU4Rec", "0.1200", "0.1700", "0.0600", "0.1100"],
+        ["ODMT (GRU4Rec)", "**0.3500**", "**0.4000**", "**0.1750**", "**0.2250**"],
     ]
-    assert [row[0] for row in table(markdown, "Ablations")[2:]] == [
-        "ODMT (odmt)", "w/o online distillation (no-distillation)"]
+    assert [row[0] for row in table(markdown, "Ablations")[2:]] == ["ODMT (odmt)", "w/o online distillation (no-distillation)"]
     assert [row[:2] for row in table(markdown, "Distillation T")[2:]] == [
-        ["None", "0.2500"], ["T = 0.1", "0.2800"], ["T = 0.5", "**0.3200 ± 0.0200**"]]
+        ["None", "0.2500"],
+        ["T = 0.1", "0.2800"],
+        ["T = 0.5", "**0.3200 ± 0.0200**"],
+    ]
     assert [row[:2] for row in table(markdown, "Distillation alpha")[2:]] == [
-        ["None", "0.2500"], ["alpha = 10", "0.3100"], ["alpha = 60", "**0.3200 ± 0.0200**"]]
+        ["None", "0.2500"],
+        ["alpha = 10", "0.3100"],
+        ["alpha = 60", "**0.3200 ± 0.0200**"],
+    ]
     assert "mean ± sample std over 1 / 3 seed(s)" in markdown
     assert "](training_odmt-seed0.png)" in markdown and (tmp_path / "reports" / "training_odmt-seed0.png").is_file()
 
@@ -197,8 +241,7 @@ def test_the_popularity_ranking_leads_table_2_and_counts_as_a_baseline(tmp_path)
 def test_training_time_is_printed_but_never_written_into_report_md(tmp_path):
     write_run(tmp_path, "odmt", 0.1)
     write_run(tmp_path, "sasrec", 0.05, {"name": "sasrec"}, branches=False)
-    write_tsv(tmp_path / "runs" / "odmt" / "timing.tsv", [{"epoch": e, "sequences_per_s": 100.0 * e, "seconds": 2.0}
-                                                           for e in (1, 2, 3)])
+    write_tsv(tmp_path / "runs" / "odmt" / "timing.tsv", [{"epoch": e, "sequences_per_s": 100.0 * e, "seconds": 2.0} for e in (1, 2, 3)])
     app = typer.Typer()
     app.command()(report_command)
     args = ["--runs", str(tmp_path / "runs"), "--metrics", str(tmp_path / "metrics"), "--out", str(tmp_path / "out")]
@@ -229,9 +272,11 @@ def test_every_seed_is_held_to_the_stability_bar(tmp_path):
         write_run(tmp_path, "sasrec", recall, {"name": "sasrec"}, branches=False, seed=seed)
         write_run(tmp_path, "unisrec", recall + 0.1, {"name": "unisrec"}, branches=False, seed=seed)
     rows = table(report(tmp_path / "runs", tmp_path / "metrics", tmp_path / "out"), "Training stability")
-    assert rows[2:] == [["sasrec", "3", "0.1000", "0.1500 ± 0.0500", "+0.0%"],
-                        ["unisrec", "3", "0.2000", "0.2500 ± 0.0500", "+0.0%"],
-                        ["odmt", "3", "0.3000", "0.3100 ± 0.0100", "+0.0%"]]
+    assert rows[2:] == [
+        ["sasrec", "3", "0.1000", "0.1500 ± 0.0500", "+0.0%"],
+        ["unisrec", "3", "0.2000", "0.2500 ± 0.0500", "+0.0%"],
+        ["odmt", "3", "0.3000", "0.3100 ± 0.0100", "+0.0%"],
+    ]
     markdown = report(tmp_path / "runs", tmp_path / "metrics", tmp_path / "out")
     assert "within 5% of its minimum: **yes**" in markdown
     assert "best baseline's mean (unisrec, 0.2500): **yes** (worst seed 0.3000)" in markdown

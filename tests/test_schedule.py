@@ -83,8 +83,9 @@ def test_an_interrupted_run_with_warm_up_and_decay_resumes_to_the_same_weights(t
     assert [row["diverged"] for row in read_log(tmp_path / "whole")] == ["0"] * 4
 
 
-@pytest.mark.parametrize("model, epochs", [(tiny(alpha=5), 5), (tiny(alpha=5, distillation=False), 2),
-                                           (tiny(alpha=0.5), 2), (tiny(name="sasrec"), 2)])
+@pytest.mark.parametrize(
+    "model, epochs", [(tiny(alpha=5), 5), (tiny(alpha=5, distillation=False), 2), (tiny(alpha=0.5), 2), (tiny(name="sasrec"), 2)]
+)
 def test_early_stopping_waits_for_the_distillation_ramp_up_to_end(tmp_path, data, model, epochs):
     """With lr 1e-30 no weight moves, so validation never improves after epoch 1, so patience 1 stops at epoch 2, unless
     a ramp-up is still on."""

@@ -24,8 +24,17 @@ def test_source_runs_through_the_whole_pipeline(tmp_path, source):
         ["prepare", "--interim", folder["interim"], "--raw", str(raw), "--out", folder["processed"]],
         ["extract", "--processed", folder["processed"], "--raw", str(raw), "--out", folder["features"]],
         ["train", "--processed", folder["processed"], "--features", folder["features"], "--out", folder["run"]],
-        ["evaluate", "--run", folder["run"], "--processed", folder["processed"], "--features", folder["features"],
-         "--out", folder["metrics"]],
+        [
+            "evaluate",
+            "--run",
+            folder["run"],
+            "--processed",
+            folder["processed"],
+            "--features",
+            folder["features"],
+            "--out",
+            folder["metrics"],
+        ],
     ]
     for command in commands:
         result = CliRunner().invoke(app, [*command, *small])

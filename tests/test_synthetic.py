@@ -37,7 +37,8 @@ def test_synthetic_sequences_keep_the_processed_contract_and_their_structure(tmp
     assert follows(pq.read_table(tmp_path / "b" / "processed" / "sequences.parquet")["items"].to_pylist()) < 0.15
     write_synthetic(tmp_path / "c", users=100, items=120, length=8, genres=4, follow=0.6, seed=3)
     assert (tmp_path / "c" / "processed" / "sequences.parquet").read_bytes() == (
-        tmp_path / "a" / "processed" / "sequences.parquet").read_bytes()
+        tmp_path / "a" / "processed" / "sequences.parquet"
+    ).read_bytes()
 
 
 def test_feature_shapes_are_written_in_shards_that_load_as_extracted_features(tmp_path, monkeypatch):

@@ -40,8 +40,18 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, data):
         assert torch.equal(tensor, split[name]), name
     assert (tmp_path / "whole" / "train_log.tsv").read_bytes() == (tmp_path / "split" / "train_log.tsv").read_bytes()
     log = read_log(tmp_path / "whole")
-    assert {"ce_image", "ce_text", "ce_id", "kl_image", "kl_text", "kl_id", "distillation_weight", "total",
-            "valid_recall@10", "valid_ndcg@10"} <= set(log[0])
+    assert {
+        "ce_image",
+        "ce_text",
+        "ce_id",
+        "kl_image",
+        "kl_text",
+        "kl_id",
+        "distillation_weight",
+        "total",
+        "valid_recall@10",
+        "valid_ndcg@10",
+    } <= set(log[0])
     timing = read_log(tmp_path / "split", "timing.tsv")  # the resumed run kept the first two epochs' timings
     assert [row["epoch"] for row in timing] == ["1", "2", "3", "4"] and all(float(row["seconds"]) > 0 for row in timing)
     assert (tmp_path / "whole" / BEST).is_file() and (tmp_path / "whole" / "config.json").is_file()
@@ -58,8 +68,14 @@ def test_a_tiny_run_learns_the_sequences_it_sees_better_than_popularity(tmp_path
         exclude=[[] for _ in sequences],
     )
     item_features = load_item_features(processed, features)
-    popularity = pessimistic_ranks({"x": torch.ones(len(sequences), 1)}, {"x": item_features.popularity.float().unsqueeze(1)},
-                                   seen.targets, seen.exclude, {"x": ["x"]}, 4096)["x"]
+    popularity = pessimistic_ranks(
+        {"x": torch.ones(len(sequences), 1)},
+        {"x": item_features.popularity.float().unsqueeze(1)},
+        seen.targets,
+        seen.exclude,
+        {"x": ["x"]},
+        4096,
+    )["x"]
     config = tiny(name=name, dropout=0.0, hidden_size=32)
     torch.manual_seed(QUICK.seed)
     untrained = validate(MODELS[name](config, item_features), seen, QUICK)
@@ -70,6 +86,7 @@ def test_a_tiny_run_learns_the_sequences_it_sees_better_than_popularity(tmp_path
     assert rows[-1]["total"] < rows[0]["total"]
     assert trained["recall@10"] > untrained["recall@10"] + 0.1
     assert trained["recall@10"] > recall_at(popularity, 10) + 0.1
+
 
 def test_two_runs_on_the_same_inputs_write_the_same_bytes(tmp_path, data):
     """What DVC hashes and git tracks is a function of the inputs: timings live apart, in timing.tsv."""

@@ -41,10 +41,25 @@ def test_the_tuning_sets_test_task_is_the_original_valid_task(data, tmp_path):
 
 def write_sequences(folder, sequences: dict[str, list[int]]) -> None:
     n = max(i for s in sequences.values() for i in s)
-    write_parquet(folder / ITEMS_FILE, pa.table({"item_idx": list(range(1, n + 1)), "item_id": [f"i{i}" for i in range(1, n + 1)],
-                                                 "text": ["t"] * n, "image_path": [None] * n, "train_count": [0] * n}, schema=ITEMS))
-    write_parquet(folder / SEQUENCES_FILE, pa.table({"user_idx": list(range(len(sequences))), "user_id": list(sequences),
-                                                     "items": list(sequences.values())}, schema=SEQUENCES))
+    write_parquet(
+        folder / ITEMS_FILE,
+        pa.table(
+            {
+                "item_idx": list(range(1, n + 1)),
+                "item_id": [f"i{i}" for i in range(1, n + 1)],
+                "text": ["t"] * n,
+                "image_path": [None] * n,
+                "train_count": [0] * n,
+            },
+            schema=ITEMS,
+        ),
+    )
+    write_parquet(
+        folder / SEQUENCES_FILE,
+        pa.table(
+            {"user_idx": list(range(len(sequences))), "user_id": list(sequences), "items": list(sequences.values())}, schema=SEQUENCES
+        ),
+    )
 
 
 def test_a_user_too_short_for_the_shifted_split_is_named(tmp_path):

@@ -35,9 +35,7 @@ def export_recbole(processed: Path, out: Path, name: str) -> dict[str, int]:
     then exactly our leave_one_out.
     """
     items, sequences = read_processed(processed)
-    item_ids = {
-        idx: recbole_token(item, processed) for idx, item in zip(items["item_idx"].to_pylist(), items["item_id"].to_pylist())
-    }
+    item_ids = {idx: recbole_token(item, processed) for idx, item in zip(items["item_idx"].to_pylist(), items["item_id"].to_pylist())}
     interactions = 0
     with atomic_path(out / f"{name}{INTER_SUFFIX}") as tmp, tmp.open("w", encoding="utf-8", newline="\n") as file:
         file.write(RECBOLE_INTER_HEADER)
@@ -49,8 +47,7 @@ def export_recbole(processed: Path, out: Path, name: str) -> dict[str, int]:
     with atomic_path(out / f"{name}{ITEM_SUFFIX}") as tmp, tmp.open("w", encoding="utf-8", newline="\n") as file:
         file.write(RECBOLE_ITEM_HEADER)
         file.writelines(
-            f"{item_ids[idx]}\t{recbole_token_seq(text)}\n"
-            for idx, text in zip(items["item_idx"].to_pylist(), items["text"].to_pylist())
+            f"{item_ids[idx]}\t{recbole_token_seq(text)}\n" for idx, text in zip(items["item_idx"].to_pylist(), items["text"].to_pylist())
         )
     return {"users": sequences.num_rows, "items": items.num_rows, "interactions": interactions}
 

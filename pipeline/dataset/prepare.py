@@ -85,10 +85,14 @@ def prepare(interim: Path, raw: Path, out: Path, config: PrepareConfig) -> dict[
 def processed_stats(items: pa.Table, sequences: pa.Table, made_by: dict[str, Any]) -> dict[str, Any]:
     """stats.json of a processed set cut from real data: the Table 1 row, `made_by` (the drops, or the set it
     was cut from), and the split's targets no ID model can reach or read as trained."""
-    return table1_row(sequences, items.num_rows) | made_by | {
-        "targets_repeating_history": repeated_targets(sequences),
-        "test_inputs_ending_untrained": untrained_test_inputs(sequences),
-    }
+    return (
+        table1_row(sequences, items.num_rows)
+        | made_by
+        | {
+            "targets_repeating_history": repeated_targets(sequences),
+            "test_inputs_ending_untrained": untrained_test_inputs(sequences),
+        }
+    )
 
 
 def grouped_by_user(interactions: pa.Table) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
@@ -167,9 +171,7 @@ def last_per_user(user: np.ndarray, length: int) -> np.ndarray:
     return positions_from_end(np.diff(np.r_[starts, len(user)])) <= length
 
 
-def reindex(
-    user: np.ndarray, item: np.ndarray, user_ids: list[str], item_ids: list[str], items: pa.Table
-) -> tuple[pa.Table, pa.Table]:
+def reindex(user: np.ndarray, item: np.ndarray, user_ids: list[str], item_ids: list[str], items: pa.Table) -> tuple[pa.Table, pa.Table]:
     """Processed tables: items 1..N and users 0..U-1, both in order of their original id."""
     kept_items = sorted(np.unique(item), key=item_ids.__getitem__)
     item_idx = np.zeros(len(item_ids), dtype=np.int32)

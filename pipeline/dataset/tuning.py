@@ -35,11 +35,14 @@ def write_tuning_set(processed: Path, out: Path) -> dict[str, Any]:
     shortened = [items_of_user[:-1] for items_of_user in sequences["items"].to_pylist()]
     too_short = [user for user, kept in zip(sequences["user_id"].to_pylist(), shortened) if len(kept) < 3]
     if too_short:
-        raise InputError(f"{processed / SEQUENCES_FILE}: user {too_short[0]!r} (and {len(too_short) - 1} more) would keep "
-                         "fewer than 3 interactions, too few for leave-one-out. Prepare with "
-                         "prepare.min_user_interactions >= 4.")
+        raise InputError(
+            f"{processed / SEQUENCES_FILE}: user {too_short[0]!r} (and {len(too_short) - 1} more) would keep "
+            "fewer than 3 interactions, too few for leave-one-out. Prepare with "
+            "prepare.min_user_interactions >= 4."
+        )
     train_count = train_counts(shortened, items.num_rows)[1:]
     items = items.set_column(items.schema.get_field_index("train_count"), "train_count", pa.array(train_count))
-    sequences = sequences.set_column(sequences.schema.get_field_index("items"), "items",
-                                     pa.array(shortened, sequences.schema.field("items").type))
+    sequences = sequences.set_column(
+        sequences.schema.get_field_index("items"), "items", pa.array(shortened, sequences.schema.field("items").type)
+    )
     return write_processed(out, items, sequences, processed_stats(items, sequences, {"tuning_set_of": str(processed)}))

@@ -56,34 +56,39 @@ def benchmark_evaluate(
     device = resolve_device(config.device)
     scores = config.users_per_batch * config.items_per_batch * 4 * 4  # fp32 scores of every branch and their mean
     for items in item_counts:
-        require_memory(feature_bytes(items, image_tokens, text_tokens, width) + scores, f"bench evaluate at {items} items",
-                       "--items (or the users/items per batch)")
+        require_memory(
+            feature_bytes(items, image_tokens, text_tokens, width) + scores,
+            f"bench evaluate at {items} items",
+            "--items (or the users/items per batch)",
+        )
     rows = []
     for items in item_counts:
         generator = torch.Generator().manual_seed(seed)
         features = synthetic_features(items, image_tokens, text_tokens, width, generator)
         model = inference_model(build_model(model_config, features.to(device)).to(device), config.precision)
         histories = torch.randint(1, items + 1, (users, model_config.positions), generator=generator)
-        task = RankingTask(histories, torch.randint(1, items + 1, (users,), generator=generator),
-                           [sorted(set(h)) for h in histories.tolist()])
+        task = RankingTask(
+            histories, torch.randint(1, items + 1, (users,), generator=generator), [sorted(set(h)) for h in histories.tolist()]
+        )
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         embeddings = item_embeddings(model)
         encoded = time.perf_counter()
-        rank_task(model, task, embeddings, scorers(model.branches, config.each_branch), config.users_per_batch,
-                  config.items_per_batch)
+        rank_task(model, task, embeddings, scorers(model.branches, config.each_branch), config.users_per_batch, config.items_per_batch)
         ranked = time.perf_counter()
-        rows.append({
-            "items": items,
-            "users": users,
-            "precision": resolve_precision(device, config.precision, bf16_on_cpu=True),
-            "items_encoded_per_s": round(items / (encoded - start), 1),
-            "users_ranked_per_s": round(users / (ranked - encoded), 1),
-            "users_per_s_including_encoding": round(users / (ranked - start), 1),
-            "feature_mib": round(feature_bytes(items, image_tokens, text_tokens, width) / 2**20),
-            "peak_rss_mib_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "peak_cuda_mib": round(torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else None,
-        })
+        rows.append(
+            {
+                "items": items,
+                "users": users,
+                "precision": resolve_precision(device, config.precision, bf16_on_cpu=True),
+                "items_encoded_per_s": round(items / (encoded - start), 1),
+                "users_ranked_per_s": round(users / (ranked - encoded), 1),
+                "users_per_s_including_encoding": round(users / (ranked - start), 1),
+                "feature_mib": round(feature_bytes(items, image_tokens, text_tokens, width) / 2**20),
+                "peak_rss_mib_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "peak_cuda_mib": round(torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else None,
+            }
+        )
         del model, features, embeddings
     return rows

@@ -56,9 +56,13 @@ def group_metrics(
     for g in range(config.popularity_groups + 1):
         members = target_group == g
         counts = train_count[group == g]
-        row: dict[str, Any] = {"group": g, "items": int((group[1:] == g).sum()), "users": int(members.sum()),
-                               "min_train_count": int(counts.min()) if len(counts) else 0,
-                               "max_train_count": int(counts.max()) if len(counts) else 0}
+        row: dict[str, Any] = {
+            "group": g,
+            "items": int((group[1:] == g).sum()),
+            "users": int(members.sum()),
+            "min_train_count": int(counts.min()) if len(counts) else 0,
+            "max_train_count": int(counts.max()) if len(counts) else 0,
+        }
         metrics = ranking_metrics(ranks[members], config.ks) if row["users"] else dict.fromkeys(ranking_metrics(ranks[:1], config.ks), 0.0)
         rows.append(row | metrics)
     return rows
@@ -93,8 +97,10 @@ def evaluate(run: Path, processed: Path, features: Path, out: Path, config: Eval
         for name, scorer_ranks in ranks.items():
             metrics.setdefault(name, {})[split] = ranking_metrics(scorer_ranks, config.ks)
         split_columns = {
-            "user_idx": sequences["user_idx"].to_pylist(), "user_id": sequences["user_id"].to_pylist(),
-            "split": [split] * sequences.num_rows, "target": task.targets.tolist(),
+            "user_idx": sequences["user_idx"].to_pylist(),
+            "user_id": sequences["user_id"].to_pylist(),
+            "split": [split] * sequences.num_rows,
+            "target": task.targets.tolist(),
             "popularity_group": group[task.targets.numpy()].tolist(),
         } | {f"rank_{name}": r.tolist() for name, r in ranks.items()}
         for key, values in split_columns.items():

@@ -60,7 +60,7 @@ def test_task(sequences: pa.Table, positions: int, exclude_history: bool = True)
 
 
 def scorers(branches: Sequence[str], each_branch: bool) -> dict[str, list[str]]:
-    """"ensemble" = mean of every branch's score (ODMT's prediction); optionally each branch alone."""
+    """ "ensemble" = mean of every branch's score (ODMT's prediction); optionally each branch alone."""
     alone = {branch: [branch] for branch in branches} if each_branch and len(branches) > 1 else {}
     return {"ensemble": list(branches)} | alone
 

@@ -60,8 +60,7 @@ def recommend(
 ) -> pa.Table:
     """Top-k per user: user_id, rank 1..k, item_id, score, text. All users when neither ids nor a history is given."""
     if user_ids and history:
-        raise InputError("--user and --history given together: pass --user for known users or --history for a new "
-                         "user, not both.")
+        raise InputError("--user and --history given together: pass --user for known users or --history for a new user, not both.")
     set_up_cpu_process(config.cpu_threads)
     device = resolve_device(config.device)
     items_table, sequences = read_processed(processed)
@@ -76,7 +75,7 @@ def recommend(
     rows: dict[str, list] = {name: [] for name in RECOMMENDATIONS.names}
     texts = items_table["text"].to_pylist()
     for start in range(0, len(users), config.users_per_batch):
-        block = histories[start:start + config.users_per_batch]
+        block = histories[start : start + config.users_per_batch]
         inputs = torch.tensor([left_pad(h, model.config.positions) for h in block], dtype=torch.long, device=device)
         users_h = model.user_embeddings(inputs, items)
         scores = model.score(users_h, items, {"ensemble": model.branches})["ensemble"]  # (U, N + 1), as evaluate scores

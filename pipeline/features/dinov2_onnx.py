@@ -87,8 +87,14 @@ def rebuild_dinov2(onnx_path: Path, out_dir: Path) -> Path:
     mlp = weights["encoder.layer.0.mlp.fc1.bias"].shape[0]
     side = int(round(np.sqrt(patch_positions.shape[1])))
     config = Dinov2Config(
-        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=hidden // 64, mlp_ratio=mlp // hidden,
-        patch_size=patch, image_size=side * patch, layer_norm_eps=layer_norm_eps(graph, nodes), layerscale_value=1.0,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 64,
+        mlp_ratio=mlp // hidden,
+        patch_size=patch,
+        image_size=side * patch,
+        layer_norm_eps=layer_norm_eps(graph, nodes),
+        layerscale_value=1.0,
     )
     model = Dinov2Model(config)
     names = model.state_dict().keys()
@@ -105,8 +111,11 @@ def rebuild_dinov2(onnx_path: Path, out_dir: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     processor(  # DINOv2's own preprocessing: shortest edge 256, centre crop 224, ImageNet statistics
-        size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224}, image_mean=IMAGENET_MEAN,
-        image_std=IMAGENET_STD, resample=3,
+        size={"shortest_edge": 256},
+        crop_size={"height": 224, "width": 224},
+        image_mean=IMAGENET_MEAN,
+        image_std=IMAGENET_STD,
+        resample=3,
     ).save_pretrained(tmp)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, out_dir)

@@ -108,9 +108,7 @@ class TextEncoder:
 
     def collate(self, batch: list[tuple[int, str]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         item_idx, texts = zip(*batch)
-        tokens = self.tokenizer(
-            list(texts), max_length=self.max_tokens, truncation=True, padding="max_length", return_tensors="pt"
-        )
+        tokens = self.tokenizer(list(texts), max_length=self.max_tokens, truncation=True, padding="max_length", return_tensors="pt")
         return torch.tensor(item_idx), {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"]}
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

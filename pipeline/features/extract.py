@@ -98,8 +98,12 @@ def extract(
     distributed.barrier()  # every rank's shards are written
 
     shards = [
-        {"file": shard_name(k), "items": shard.num_rows, "first_item_idx": shard["item_idx"][0].as_py(),
-         "last_item_idx": shard["item_idx"][-1].as_py()}
+        {
+            "file": shard_name(k),
+            "items": shard.num_rows,
+            "first_item_idx": shard["item_idx"][0].as_py(),
+            "last_item_idx": shard["item_idx"][-1].as_py(),
+        }
         for k, shard in enumerate(plan)
     ]
     manifest = Manifest(identity, shards, complete=True)
@@ -178,8 +182,10 @@ def encode_shards(
         row = first_non_finite(stored)
         if row is not None:
             item = f"item_idx {item_ids[row]} (item_id {table['item_id'][row].as_py()})"
-            raise InputError(f"{encoder.name}: encoded {item} to NaN or infinite values, so {out / shard_name(index)} is not "
-                             "written; run with -S extract.precision=fp32, or check the encoder.")
+            raise InputError(
+                f"{encoder.name}: encoded {item} to NaN or infinite values, so {out / shard_name(index)} is not "
+                "written; run with -S extract.precision=fp32, or check the encoder."
+            )
         write_shard(out / shard_name(index), item_ids, stored, masks)
         seconds = time.perf_counter() - start
         log.info("%s: %d items, %.1f items/s", shard_name(index), table.num_rows, table.num_rows / seconds)

@@ -72,9 +72,7 @@ class WithProcessor:
 class ItemImages(torch.utils.data.Dataset):
     """(item_idx, pixels) for a list of items, decoded in the worker that asks for them."""
 
-    def __init__(
-        self, item_idx: list[int], sources: list[ImageSource], preprocess: Callable[[Image.Image], torch.Tensor]
-    ) -> None:
+    def __init__(self, item_idx: list[int], sources: list[ImageSource], preprocess: Callable[[Image.Image], torch.Tensor]) -> None:
         self.item_idx, self.sources, self.preprocess = item_idx, sources, preprocess
 
     def __len__(self) -> int:

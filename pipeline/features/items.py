@@ -59,8 +59,7 @@ class ItemFeatures:
 
     def standardized(self) -> ItemFeatures:
         """The same features with each token dimension centred and scaled over the catalogue (see `Standardized`)."""
-        return ItemFeatures(Standardized(self.image, None), Standardized(self.text, self.text_mask),
-                            self.text_mask, self.popularity)
+        return ItemFeatures(Standardized(self.image, None), Standardized(self.text, self.text_mask), self.text_mask, self.popularity)
 
 
 class Standardized:
@@ -123,8 +122,10 @@ def load_item_features(
     image, text = ShardedTokens(features / "image", items), ShardedTokens(features / "text", items)
     text_mask = text.mask
     if text_mask is None:  # only a text store's shards hold a mask
-        raise InputError(f"{features / 'text'}: holds image features, not text (its manifest's modality). Pass the "
-                         "features folder written by `odmt extract`, whose text/ holds the text store.")
+        raise InputError(
+            f"{features / 'text'}: holds image features, not text (its manifest's modality). Pass the "
+            "features folder written by `odmt extract`, whose text/ holds the text store."
+        )
     counts = np.concatenate([[1], items["train_count"].to_numpy()]).clip(min=1)  # log(pop) defined everywhere
     loaded = ItemFeatures(image, text, text_mask, torch.from_numpy(counts))
     if storage == "memory" or (storage == "auto" and device.type == "cuda"):
@@ -141,7 +142,8 @@ def feature_identities(features: Path) -> dict[str, dict[str, Any]]:
     for modality in ("image", "text"):
         manifest = Manifest.read(features / modality)
         if manifest is None:
-            raise InputError(f"{features / modality}: missing (no feature store). Pass the features folder written by "
-                             "`odmt extract`, or run it.")
+            raise InputError(
+                f"{features / modality}: missing (no feature store). Pass the features folder written by `odmt extract`, or run it."
+            )
         identities[modality] = dataclasses.asdict(manifest.identity)
     return identities

@@ -67,8 +67,9 @@ class Manifest:
     complete: bool = False
 
     def write(self, folder: Path) -> None:
-        write_json(folder / MANIFEST_FILE, {"identity": dataclasses.asdict(self.identity), "shards": self.shards,
-                                            "complete": self.complete})
+        write_json(
+            folder / MANIFEST_FILE, {"identity": dataclasses.asdict(self.identity), "shards": self.shards, "complete": self.complete}
+        )
 
     @classmethod
     def read(cls, folder: Path) -> Manifest | None:
@@ -114,8 +115,10 @@ def open_shard(path: Path, with_mask: bool) -> h5py.File:
     version = file.attrs.get("schema_version")
     if version != SCHEMA_VERSION:
         file.close()
-        raise InputError(f"{path}: feature schema version {version}, this code reads version {SCHEMA_VERSION} "
-                         "(checksummed shards); rebuild the store with `odmt extract --force`.")
+        raise InputError(
+            f"{path}: feature schema version {version}, this code reads version {SCHEMA_VERSION} "
+            "(checksummed shards); rebuild the store with `odmt extract --force`."
+        )
     names = (ITEM_IDX, TOKENS, *([MASK] if with_mask else []))
     missing = [n for n in names if n not in file]
     if missing:
@@ -139,8 +142,10 @@ def read_checked(dataset: h5py.Dataset, selection: Any = ()) -> np.ndarray:
         return dataset[selection]
     except OSError as error:
         path = dataset.file.filename
-        raise InputError(f"{path}: its {dataset.name.lstrip('/')} data are damaged ({error}); delete {path} and "
-                         "re-run `odmt extract`, which rebuilds only the missing shards.") from error
+        raise InputError(
+            f"{path}: its {dataset.name.lstrip('/')} data are damaged ({error}); delete {path} and "
+            "re-run `odmt extract`, which rebuilds only the missing shards."
+        ) from error
 
 
 def first_non_finite(tokens: np.ndarray) -> int | None:
@@ -160,8 +165,10 @@ def first_non_finite(tokens: np.ndarray) -> int | None:
 def non_finite_error(path: str | Path, item_idx: int, item_id: str | None = None) -> InputError:
     """The error for an item whose stored features are NaN or infinite though their checksum holds."""
     item = f"item_idx {item_idx}" + (f" (item_id {item_id})" if item_id is not None else "")
-    return InputError(f"{path}: {item} has NaN or infinite feature values; delete {path} and re-run `odmt extract`, "
-                      "which rebuilds it (with -S extract.precision=fp32 if the encoder overflowed).")
+    return InputError(
+        f"{path}: {item} has NaN or infinite feature values; delete {path} and re-run `odmt extract`, "
+        "which rebuilds it (with -S extract.precision=fp32 if the encoder overflowed)."
+    )
 
 
 def read_shard(path: Path, with_mask: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

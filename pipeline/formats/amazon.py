@@ -64,9 +64,7 @@ def ingest_amazon(raw: Path, out: Path, config: AmazonConfig) -> dict[str, Any]:
     interactions = read_reviews(reviews, config, reviews_report)
     items = read_meta(meta, config, meta_report)
     reviewed = pc.unique(interactions["item_id"]).cast(pa.string())
-    reviews_report.notes["items_without_meta_line"] = len(reviewed) - pc.sum(
-        pc.is_in(reviewed, value_set=items["item_id"])
-    ).as_py()
+    reviews_report.notes["items_without_meta_line"] = len(reviewed) - pc.sum(pc.is_in(reviewed, value_set=items["item_id"])).as_py()
     paths = pa.array(image_paths(raw, items["item_id"].to_pylist(), config), pa.string())
     meta_report.notes["without_image_file"] = paths.null_count
     report = {
@@ -222,7 +220,10 @@ def picture_counts(items: pa.Table, paths: pa.Array, config: AmazonConfig) -> di
     if to_download:
         log.warning(
             "%s/%s: no file for %d products with a picture URL (in %s); download them there",
-            config.images, config.image_name, to_download, by_key.field("values").to_pylist(),
+            config.images,
+            config.image_name,
+            to_download,
+            by_key.field("values").to_pylist(),
         )
     return {
         "folder": config.images,
@@ -251,14 +252,13 @@ def read_records(path: Path, report: FileReport) -> Iterator[tuple[int, dict[str
                 elif report.records_read == 1:
                     raise InputError(
                         f"{path}, line {number}: not a JSON object nor a Python dict: {line[:80].decode(errors='replace')!r}. "
-                        "Amazon review and meta dumps hold one record per line, like {\"asin\": ...}: is this the right file?"
+                        'Amazon review and meta dumps hold one record per line, like {"asin": ...}: is this the right file?'
                     )
                 else:
                     drop(report, MALFORMED, path, number)
     except (EOFError, zlib.error, gzip.BadGzipFile) as error:
         raise InputError(
-            f"{path}: the compressed data breaks off after line {number} ({error}). "
-            "The file is cut short or damaged: download it again."
+            f"{path}: the compressed data breaks off after line {number} ({error}). The file is cut short or damaged: download it again."
         ) from error
     if report.records_read == 0:
         raise InputError(f"{path}: empty. Is it the complete file?")

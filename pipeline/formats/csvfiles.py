@@ -44,17 +44,14 @@ def stream_csv(
         report.records_read += 1
         report.dropped[MALFORMED] += 1
         if report.dropped[MALFORMED] <= 3:
-            log.warning("%s: skipped a row with %d fields (expected %d): %.120r",
-                        path, row.actual_columns, row.expected_columns, row.text)
+            log.warning("%s: skipped a row with %d fields (expected %d): %.120r", path, row.actual_columns, row.expected_columns, row.text)
         return "skip"
 
     try:
         reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=block_size),
-            parse_options=pacsv.ParseOptions(
-                delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_malformed
-            ),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_malformed),
             convert_options=pacsv.ConvertOptions(
                 include_columns=list(columns),
                 column_types={name: pa.string() for name in columns},
@@ -68,8 +65,7 @@ def stream_csv(
         if "UTF8" in str(error):
             line = first_non_utf8_line(path)
             raise InputError(
-                f"{path}, line {line}: bytes that are not UTF-8. Re-encode the file as UTF-8 "
-                f"(e.g. `iconv -f latin1 -t utf-8`)."
+                f"{path}, line {line}: bytes that are not UTF-8. Re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)."
             ) from error
         raise InputError(f"{path}: cannot be parsed as CSV: {error}") from error
     if report.records_read == 0:

@@ -50,8 +50,7 @@ def ingest_hm(raw: Path, out: Path, config: HMConfig) -> dict[str, Any]:
     missing = [name for name in (TRANSACTIONS, ARTICLES) if not (raw / name).is_file()]
     if missing:
         raise InputError(
-            f"{raw}: {missing} not found. Expected the Kaggle layout: {TRANSACTIONS}, {ARTICLES}, "
-            "images/<first 3 digits>/<article_id>.jpg."
+            f"{raw}: {missing} not found. Expected the Kaggle layout: {TRANSACTIONS}, {ARTICLES}, images/<first 3 digits>/<article_id>.jpg."
         )
     transactions_report, articles_report = FileReport(), FileReport()
     interactions = read_transactions(raw / TRANSACTIONS, config, transactions_report)

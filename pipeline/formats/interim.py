@@ -85,9 +85,7 @@ class InteractionBatches:
 
     def add(self, user_id: pa.Array, item_id: pa.Array, timestamp: pa.Array) -> None:
         """Append one batch of equally long columns (ids without nulls)."""
-        self._parts.append(
-            pa.table({"user_id": self.users.encode(user_id), "item_id": self.items.encode(item_id), "timestamp": timestamp})
-        )
+        self._parts.append(pa.table({"user_id": self.users.encode(user_id), "item_id": self.items.encode(item_id), "timestamp": timestamp}))
         self.count += len(timestamp)
 
     def positions(self, length: int) -> pa.Array:

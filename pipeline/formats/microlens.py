@@ -81,9 +81,7 @@ def ingest_microlens(raw: Path, out: Path, config: MicroLensConfig) -> dict[str,
     found = [path if (raw / path).is_file() else None for path in paths]
     titles_report.notes["without_cover_file"] = found.count(None)
     known = set(item_ids)
-    pairs_report.notes["items_without_title_line"] = sum(
-        item not in known for item in pc.unique(interactions["item_id"]).to_pylist()
-    )
+    pairs_report.notes["items_without_title_line"] = sum(item not in known for item in pc.unique(interactions["item_id"]).to_pylist())
     report = {
         "source": "microlens",
         "timestamps": timestamps,
@@ -154,8 +152,7 @@ def read_titles(path: Path, header: bool | None, report: FileReport) -> tuple[pa
                     texts.append(row[title_column])
         except UnicodeDecodeError as error:
             raise InputError(
-                f"{path}, line {first_non_utf8_line(path)}: bytes that are not UTF-8 ({error.reason}). "
-                "Re-encode the file as UTF-8."
+                f"{path}, line {first_non_utf8_line(path)}: bytes that are not UTF-8 ({error.reason}). Re-encode the file as UTF-8."
             ) from error
     if not item_ids:
         raise InputError(

@@ -52,9 +52,7 @@ def text_lines(path: Path, report: FileReport, skip_header: bool = False) -> Ite
             try:
                 text = line.decode("utf-8")
             except UnicodeDecodeError as error:
-                raise InputError(
-                    f"{path}, line {number}: bytes that are not UTF-8 ({error}). Re-encode the file as UTF-8."
-                ) from error
+                raise InputError(f"{path}, line {number}: bytes that are not UTF-8 ({error}). Re-encode the file as UTF-8.") from error
             yield number, text.rstrip("\r\n")
 
 
@@ -75,8 +73,7 @@ def keyed_lines(path: Path, line_format: str, report: FileReport) -> Iterator[tu
             yield key.strip(), rest
     if not usable:
         raise InputError(
-            f"{path}: none of its {report.records_read} lines is `id<TAB>...`. "
-            f"Expected {line_format} per line, without a header."
+            f"{path}: none of its {report.records_read} lines is `id<TAB>...`. Expected {line_format} per line, without a header."
         )
 
 

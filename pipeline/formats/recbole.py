@@ -68,9 +68,9 @@ def ingest_recbole(raw: Path, out: Path, config: RecBoleConfig) -> dict[str, Any
     if item.is_file():
         reports[item.name] = FileReport()
         items = read_items(item, config, reports[item.name])
-        reports[inter.name].notes["items_without_item_line"] = len(distinct) - pc.sum(
-            pc.is_in(distinct, value_set=items["item_id"])
-        ).as_py()
+        reports[inter.name].notes["items_without_item_line"] = (
+            len(distinct) - pc.sum(pc.is_in(distinct, value_set=items["item_id"])).as_py()
+        )
     else:
         report["item_file"] = f"{item.name} not found: no item has a text, so prepare will drop them all"
         log.warning("%s: not found; every item gets a null text and prepare will drop them all", item)
@@ -117,8 +117,7 @@ def require(path: Path, fields: dict[str, str], names: list[str], setting: str) 
     missing = [name for name in names if name not in fields]
     if missing:
         raise InputError(
-            f"{path}, line 1: no field {missing}; the header has {list(fields)}. "
-            f"Set {setting} in params.yaml to the names this file uses."
+            f"{path}, line 1: no field {missing}; the header has {list(fields)}. Set {setting} in params.yaml to the names this file uses."
         )
 
 
@@ -141,9 +140,7 @@ def read_interactions(path: Path, config: RecBoleConfig, report: FileReport) -> 
         batches.add(user_id, item_id, seconds.filter(keep) if has_time else batches.positions(len(user_id)))
     report.records_kept = batches.count
     if not batches.count:
-        raise InputError(
-            f"{path}: none of its {report.records_read} lines is a usable interaction ({dict(report.dropped)} dropped)."
-        )
+        raise InputError(f"{path}: none of its {report.records_read} lines is a usable interaction ({dict(report.dropped)} dropped).")
     if has_time:
         table, timestamp, how = whole_seconds(batches.coded())
         return batches.decode(table, timestamp), how
@@ -174,9 +171,7 @@ def read_items(path: Path, config: RecBoleConfig, report: FileReport) -> pa.Tabl
     """item_id and text (the text fields joined; null when all are blank), first line of a repeated item kept."""
     fields = read_typed_header(path)
     require(path, fields, [config.item_field, *config.text_fields], "ingest.recbole.item_field / text_fields")
-    text_fields = config.text_fields or [
-        name for name, kind in fields.items() if kind in TEXT_TYPES and name != config.item_field
-    ]
+    text_fields = config.text_fields or [name for name, kind in fields.items() if kind in TEXT_TYPES and name != config.item_field]
     parts = []
     for batch in read_fields(path, list(fields), [config.item_field, *text_fields], report, config.batch_lines):
         item_id = blank_to_null(pa.array(batch[config.item_field], pa.string()))
@@ -186,9 +181,7 @@ def read_items(path: Path, config: RecBoleConfig, report: FileReport) -> pa.Tabl
     return distinct_items(parts, "duplicate_item_id", report)
 
 
-def read_fields(
-    path: Path, header: list[str], wanted: list[str], report: FileReport, batch_lines: int
-) -> Iterator[dict[str, list[str]]]:
+def read_fields(path: Path, header: list[str], wanted: list[str], report: FileReport, batch_lines: int) -> Iterator[dict[str, list[str]]]:
     """Batches of the `wanted` fields of the lines after the header, each field a list of strings."""
     positions = [header.index(name) for name in wanted]
     for batch in batched(split_lines(path, len(header), report), batch_lines):

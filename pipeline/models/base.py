@@ -101,9 +101,7 @@ class Recommender(Ranker, nn.Module):
     def item_catalogue(self) -> dict[str, torch.Tensor]:
         """{branch: (N + 1, d)} of every item, with gradients: the full softmax's candidates."""
 
-    def forward(
-        self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; the objective's targets predict the next -> (loss, its logged parts)."""
         return single_loss(*self.training_logits(sequences, objective))
 
@@ -132,8 +130,7 @@ class Recommender(Ranker, nn.Module):
         """histories (U, L) left-padded, items {branch: (N + 1, d)} -> {branch: H (U, d)} at the last position, fp32."""
         valid = histories != 0
         return {
-            b: encoder(items[b][histories].to(self.dtype), valid, outputs=[-1])[:, 0].float()
-            for b, encoder in self.user_encoders.items()
+            b: encoder(items[b][histories].to(self.dtype), valid, outputs=[-1])[:, 0].float() for b, encoder in self.user_encoders.items()
         }
 
 
@@ -155,8 +152,16 @@ def user_encoder(config: ModelConfig) -> nn.Module:
         return GRU4Rec(d, layers, config.dropout)
     if config.user_encoder == "nextitnet":
         return NextItNet(d, layers, config.user_kernel_size, config.user_dilations, config.dropout, config.layer_norm_eps)
-    return SASRec(d, layers, config.user_heads, config.positions, config.dropout, config.layer_norm_eps,
-                  config.initializer_range, config.positions_from)
+    return SASRec(
+        d,
+        layers,
+        config.user_heads,
+        config.positions,
+        config.dropout,
+        config.layer_norm_eps,
+        config.initializer_range,
+        config.positions_from,
+    )
 
 
 def id_table(items: int, config: ModelConfig) -> nn.Embedding:

@@ -42,12 +42,16 @@ def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], check
     expected = model.state_dict()
     differences = [f"{key} missing" for key in sorted(expected.keys() - state.keys())]
     differences += [f"{key} unexpected" for key in sorted(state.keys() - expected.keys())]
-    differences += [f"{key} {list(state[key].shape)} where the model has {list(expected[key].shape)}"
-                    for key in sorted(state.keys() & expected.keys()) if state[key].shape != expected[key].shape]
+    differences += [
+        f"{key} {list(state[key].shape)} where the model has {list(expected[key].shape)}"
+        for key in sorted(state.keys() & expected.keys())
+        if state[key].shape != expected[key].shape
+    ]
     if differences:
         more = f" and {len(differences) - 3} more" if len(differences) > 3 else ""
-        raise InputError(f"{checkpoint}: its weights do not fit the model its model_config builds "
-                         f"({'; '.join(differences[:3])}{more}). {fix}")
+        raise InputError(
+            f"{checkpoint}: its weights do not fit the model its model_config builds ({'; '.join(differences[:3])}{more}). {fix}"
+        )
     model.load_state_dict(state)
 
 
@@ -76,9 +80,7 @@ def read_run_config(run: Path, fix: str) -> dict[str, Any]:
     return record
 
 
-def load_run(
-    run: Path, processed: Path, features: Path, device: torch.device, storage: FeatureStorage = "auto"
-) -> tuple[Recommender, int]:
+def load_run(run: Path, processed: Path, features: Path, device: torch.device, storage: FeatureStorage = "auto") -> tuple[Recommender, int]:
     """The run's best checkpoint as an eval-mode model on `device`, and the epoch it was selected at.
 
     A run that did not finish (cut short, or still training) is refused: its best is not the run's.
@@ -87,8 +89,10 @@ def load_run(
     if not path.is_file():
         raise InputError(f"{path}: no checkpoint. Train first: odmt train --out {run} ...")
     if not read_run_config(run, f"Train it again: delete {run}, then odmt train --out {run} ...")["complete"]:
-        raise InputError(f"{run}: training did not finish (config.json says complete: false). "
-                         f"Finish it with odmt train --resume --out {run} ..., then evaluate.")
+        raise InputError(
+            f"{run}: training did not finish (config.json says complete: false). "
+            f"Finish it with odmt train --resume --out {run} ..., then evaluate."
+        )
     fix = f"Delete {run} and train it again, or restore the file."
     tensors, checkpoint = load_checkpoint(path, fix, BEST_VALUES)
     check_features(checkpoint["features"], features, path)

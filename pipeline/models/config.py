@@ -13,8 +13,14 @@ Backbone = Literal["sasrec", "gru4rec", "nextitnet"]  # model.user_encoder, and 
 ModelName = Literal["odmt", "sasrec", "gru4rec", "nextitnet", "fdsa", "unisrec", "sasrec_lf", "sasrec_ef"]
 # model.name -> the paper's name, in Table 2's column order (reports print these; pipeline/models/registry.py builds them)
 DISPLAY_NAMES: dict[str, str] = {
-    "gru4rec": "GRU4Rec", "sasrec": "SASRec", "nextitnet": "NextItNet", "fdsa": "FDSA", "unisrec": "UniSRec",
-    "sasrec_ef": "SASRec+EF", "sasrec_lf": "SASRec+LF", "odmt": "ODMT",
+    "gru4rec": "GRU4Rec",
+    "sasrec": "SASRec",
+    "nextitnet": "NextItNet",
+    "fdsa": "FDSA",
+    "unisrec": "UniSRec",
+    "sasrec_ef": "SASRec+EF",
+    "sasrec_lf": "SASRec+LF",
+    "odmt": "ODMT",
 }
 
 
@@ -57,5 +63,6 @@ class ModelConfig:
         check_ranges(self)
         for heads in ("imt_heads", "user_heads"):  # attention splits d into equal parts, one per head
             if self.hidden_size % getattr(self, heads):
-                raise ValueError(f"hidden_size = {self.hidden_size} is not a multiple of {heads} = {getattr(self, heads)}; "
-                                 f"change one of them")
+                raise ValueError(
+                    f"hidden_size = {self.hidden_size} is not a multiple of {heads} = {getattr(self, heads)}; change one of them"
+                )

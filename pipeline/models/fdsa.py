@@ -63,9 +63,7 @@ class FDSA(Recommender):
     def item_catalogue(self) -> dict[str, torch.Tensor]:
         return {"id": self.item_embeddings.weight}
 
-    def forward(
-        self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; the objective's targets predict the next -> (loss, its parts)."""
         scored = candidates(sequences, self.features.popularity, objective)
         users = self.user_states(sequences[:, :-1])[scored.rows]

@@ -53,8 +53,6 @@ class EarlyFusion(ODMT):
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:
         return average(super().all_item_embeddings())
 
-    def forward(
-        self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
         """One CE on the fused branch's logits, logged as ce_fused (ODMT's own forward would log an ensemble)."""
         return single_loss(*self.training_logits(sequences, objective))

@@ -46,9 +46,7 @@ class NextItNet(nn.Module):
     ) -> None:
         super().__init__()
         self.dropout = Dropout(dropout)
-        self.blocks = nn.ModuleList(
-            ResidualBlock(hidden_size, kernel_size, d, layer_norm_eps) for _ in range(blocks) for d in dilations
-        )
+        self.blocks = nn.ModuleList(ResidualBlock(hidden_size, kernel_size, d, layer_norm_eps) for _ in range(blocks) for d in dilations)
         self.dense = nn.Linear(hidden_size, hidden_size)
 
     def forward(self, items: torch.Tensor, valid: torch.Tensor, outputs: list[int] | None = None) -> torch.Tensor:

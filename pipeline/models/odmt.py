@@ -56,8 +56,9 @@ class IMT(nn.Module):
             self.projections["id"] = nn.Linear(id_width, d)
 
         def stack() -> Transformer:
-            return Transformer(config.imt_layers, d, config.imt_heads, config.dropout, config.layer_norm_eps,
-                               norm_first=config.imt_norm == "pre")
+            return Transformer(
+                config.imt_layers, d, config.imt_heads, config.dropout, config.layer_norm_eps, norm_first=config.imt_norm == "pre"
+            )
 
         if config.imt:
             self.transformer = stack()
@@ -151,9 +152,7 @@ def distillation_kl(teacher: torch.Tensor, student: torch.Tensor, temperature: f
     )
 
 
-def distillation_terms(
-    logits: dict[str, torch.Tensor], temperature: float, detach_teacher: bool
-) -> dict[str, torch.Tensor]:
+def distillation_terms(logits: dict[str, torch.Tensor], temperature: float, detach_teacher: bool) -> dict[str, torch.Tensor]:
     """Eq. 9: the ID branch teaches image and text, the ensemble teaches the ID branch.
 
     Without an ID branch (ID-free ODMT) the ensemble teaches every branch.
@@ -161,10 +160,7 @@ def distillation_terms(
     ensemble = torch.stack(list(logits.values())).mean(dim=0)
     teacher_of = {"image": "id", "text": "id", "id": "ensemble"} if "id" in logits else dict.fromkeys(logits, "ensemble")
     teachers = logits | {"ensemble": ensemble}
-    return {
-        branch: distillation_kl(teachers[teacher_of[branch]], logits[branch], temperature, detach_teacher)
-        for branch in logits
-    }
+    return {branch: distillation_kl(teachers[teacher_of[branch]], logits[branch], temperature, detach_teacher) for branch in logits}
 
 
 def rampup_weight(epoch: int, alpha: float) -> float:
@@ -211,9 +207,7 @@ class ODMT(Recommender):
         id_table = initial_id_table(features, config.id_init) if config.use_id else None
         if id_table is not None:
             self.id_embeddings = nn.Embedding.from_pretrained(id_table, freeze=False, padding_idx=0)
-        self.item_encoder = IMT(
-            config, features.image.shape[2], features.text.shape[2], None if id_table is None else id_table.shape[1]
-        )
+        self.item_encoder = IMT(config, features.image.shape[2], features.text.shape[2], None if id_table is None else id_table.shape[1])
         self.user_encoders = user_encoders(config, self.branches)
 
     @property
@@ -254,9 +248,7 @@ class ODMT(Recommender):
         """{branch: D (N + 1, d)} of every item through the IMT, with gradients (the full softmax's candidates)."""
         return self.encode_items(torch.arange(self.features.items + 1, device=self.features.image.device))
 
-    def forward(
-        self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
         """sequences (B, L + 1) left-padded; the objective's targets predict the next -> (loss, its parts)."""
         logits, scored = self.training_logits(sequences, objective)
         if not self.config.distillation:  # late fusion: one CE on the averaged logits

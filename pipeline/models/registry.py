@@ -14,8 +14,14 @@ from pipeline.models.odmt import ODMT
 from pipeline.models.unisrec import UniSRec
 
 MODELS: dict[str, Callable[[ModelConfig, ItemFeatures], Recommender]] = {
-    "odmt": ODMT, "sasrec": IDOnly, "gru4rec": IDOnly, "nextitnet": IDOnly, "fdsa": FDSA, "unisrec": UniSRec,
-    "sasrec_lf": late_fusion, "sasrec_ef": EarlyFusion,
+    "odmt": ODMT,
+    "sasrec": IDOnly,
+    "gru4rec": IDOnly,
+    "nextitnet": IDOnly,
+    "fdsa": FDSA,
+    "unisrec": UniSRec,
+    "sasrec_lf": late_fusion,
+    "sasrec_ef": EarlyFusion,
 }
 
 

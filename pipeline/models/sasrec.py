@@ -24,8 +24,17 @@ from pipeline.models.transformer import Dropout, Transformer, key_padding
 
 
 class SASRec(nn.Module):
-    def __init__(self, hidden_size: int, layers: int, heads: int, positions: int, dropout: float, layer_norm_eps: float,
-                 initializer_range: float = 0.02, positions_from: PositionsFrom = "latest"):
+    def __init__(
+        self,
+        hidden_size: int,
+        layers: int,
+        heads: int,
+        positions: int,
+        dropout: float,
+        layer_norm_eps: float,
+        initializer_range: float = 0.02,
+        positions_from: PositionsFrom = "latest",
+    ):
         super().__init__()
         self.positions_from = positions_from
         self.position_embeddings = nn.Embedding(positions, hidden_size)

@@ -99,12 +99,9 @@ class TransformerLayer(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, layers: int, hidden_size: int, heads: int, dropout: float, layer_norm_eps: float,
-                 norm_first: bool = False) -> None:
+    def __init__(self, layers: int, hidden_size: int, heads: int, dropout: float, layer_norm_eps: float, norm_first: bool = False) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(
-            TransformerLayer(hidden_size, heads, dropout, layer_norm_eps, norm_first) for _ in range(layers)
-        )
+        self.layers = nn.ModuleList(TransformerLayer(hidden_size, heads, dropout, layer_norm_eps, norm_first) for _ in range(layers))
         self.final_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps) if norm_first else nn.Identity()
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor, outputs: list[int] | None = None) -> torch.Tensor:

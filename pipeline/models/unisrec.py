@@ -59,10 +59,12 @@ class UniSRec(Recommender):
         d, experts = config.hidden_size, config.adaptor_experts
         # Initialisation, in this order: each adaptor (centres zero, PyTorch's Linear layers), then the SASRec
         # (positions normal(0, initializer_range)). No ID table.
-        self.adaptors = nn.ModuleDict({
-            "text": MoEAdaptor(features.text.shape[2], d, experts, config.dropout),
-            "image": MoEAdaptor(features.image.shape[2], d, experts, config.dropout),
-        })
+        self.adaptors = nn.ModuleDict(
+            {
+                "text": MoEAdaptor(features.text.shape[2], d, experts, config.dropout),
+                "image": MoEAdaptor(features.image.shape[2], d, experts, config.dropout),
+            }
+        )
         sasrec = user_encoder(replace(config, user_encoder="sasrec"))
         self.user_encoders = nn.ModuleDict({"item": CosineScores(sasrec, config.unisrec_temperature)})
 

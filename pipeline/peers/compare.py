@@ -56,9 +56,16 @@ def compare_recbole(processed: Path, features: Path, out: Path, params: Params) 
         for seed in config.seeds:
             runs.append(recbole_run(model, seed, data, out, items, tasks, params, positions))
             runs.append(our_run(model, seed, processed, features, out, params))
-    result = {"processed": str(processed), "users": sequences.num_rows, "items": items.num_rows,
-              "positions": {"recbole": positions, "ours": params.model.positions}, "exclude_history": exclude,
-              "seeds": list(config.seeds), "runs": runs, "summary": summary(runs)}
+    result = {
+        "processed": str(processed),
+        "users": sequences.num_rows,
+        "items": items.num_rows,
+        "positions": {"recbole": positions, "ours": params.model.positions},
+        "exclude_history": exclude,
+        "seeds": list(config.seeds),
+        "runs": runs,
+        "summary": summary(runs),
+    }
     write_json(out / "comparison.json", result)
     with atomic_path(out / "comparison.md") as tmp:
         tmp.write_text(comparison_markdown(result), encoding="utf-8")
@@ -66,23 +73,37 @@ def compare_recbole(processed: Path, features: Path, out: Path, params: Params) 
 
 
 def split_tasks(sequences: pa.Table, positions: int, exclude_history: bool) -> dict[str, RankingTask]:
-    return {"valid": validation_task(sequences, positions, exclude_history),
-            "test": test_task(sequences, positions, exclude_history)}
+    return {"valid": validation_task(sequences, positions, exclude_history), "test": test_task(sequences, positions, exclude_history)}
 
 
-def recbole_run(model: PeerModel, seed: int, data: Path, out: Path, items: pa.Table, tasks: dict[bool, dict[str, RankingTask]],
-                params: Params, positions: int) -> dict[str, Any]:
+def recbole_run(
+    model: PeerModel,
+    seed: int,
+    data: Path,
+    out: Path,
+    items: pa.Table,
+    tasks: dict[bool, dict[str, RankingTask]],
+    params: Params,
+    positions: int,
+) -> dict[str, Any]:
     """RecBole's run of `model` at `seed`, trained and ranked unless its metrics exist."""
     run = out / "recbole" / f"{model}-seed{seed}"
     if not (run / METRICS).is_file():
         log.info("RecBole %s, seed %d: training in %s", RECBOLE_NAMES[model], seed, run)
-        trained = train_recbole(model, seed, data, run, params.compare.recbole, positions,
-                                resolve_device(params.compare.device))
+        trained = train_recbole(model, seed, data, run, params.compare.recbole, positions, resolve_device(params.compare.device))
         ranker, ev = RecBoleRanker(trained, items), params.evaluate
-        ranked = {excluded: rank_recbole(ranker, splits, ev.users_per_batch, ev.items_per_batch, ev.ks)
-                  for excluded, splits in tasks.items()}
-        write_json(run / METRICS, {"epoch": trained.epoch, SCORER: ranked[params.evaluate.exclude_history],
-                                   "recbole_own": trained.own_metrics, "ours_without_exclusion": ranked.get(False)})
+        ranked = {
+            excluded: rank_recbole(ranker, splits, ev.users_per_batch, ev.items_per_batch, ev.ks) for excluded, splits in tasks.items()
+        }
+        write_json(
+            run / METRICS,
+            {
+                "epoch": trained.epoch,
+                SCORER: ranked[params.evaluate.exclude_history],
+                "recbole_own": trained.own_metrics,
+                "ours_without_exclusion": ranked.get(False),
+            },
+        )
     return {"library": "recbole", "model": model, "seed": seed, "folder": str(run)} | read_metrics(run / METRICS, SCORER)
 
 
@@ -105,8 +126,10 @@ def our_params(params: Params, model: PeerModel) -> Params:
         return replace(params, model=replace(params.model, name=model))
     ours = run_params(params, model)
     if ours.model.name != model:
-        raise InputError(f"params.yaml: experiments.runs.{model} trains model.name {ours.model.name!r}, but "
-                         f"`odmt compare` reads the run of that name as our {model}; set model.name: {model} there")
+        raise InputError(
+            f"params.yaml: experiments.runs.{model} trains model.name {ours.model.name!r}, but "
+            f"`odmt compare` reads the run of that name as our {model}; set model.name: {model} there"
+        )
     return ours
 
 
@@ -142,18 +165,27 @@ def comparison_markdown(result: dict[str, Any]) -> str:
             metrics = libraries[library]
             name = "Pop" if model == "pop" else f"{RECBOLE_NAMES[model]}, {'RecBole 1.2.1' if library == 'recbole' else 'ours'}"
             rows[name] = [cell(metrics[c.split()[0]][c.split()[1]]) for c in columns]
-    checks = [(run["model"], run["seed"], run["recbole_own"]["test"]["recall@10"], run["ours_without_exclusion"]["test"]["recall@10"])
-              for run in result["runs"] if run.get("ours_without_exclusion")]
+    checks = [
+        (run["model"], run["seed"], run["recbole_own"]["test"]["recall@10"], run["ours_without_exclusion"]["test"]["recall@10"])
+        for run in result["runs"]
+        if run.get("ours_without_exclusion")
+    ]
     lines = [
-        f"# RecBole and ours on one split: {result['processed']}", "",
+        f"# RecBole and ours on one split: {result['processed']}",
+        "",
         f"{result['users']} users, {result['items']} items; leave-one-out, full ranking over every item, "
         f"history {'excluded' if result['exclude_history'] else 'included'}, ties counted against the target; "
         f"inputs of at most {result['positions']['recbole']} (RecBole) and {result['positions']['ours']} (ours) items. "
-        f"Mean ± sample std over seeds {result['seeds']}; each run's checkpoint chosen on valid, test read once.", "",
-        markdown_table(rows, columns, "model"), "",
+        f"Mean ± sample std over seeds {result['seeds']}; each run's checkpoint chosen on valid, test read once.",
+        "",
+        markdown_table(rows, columns, "model"),
+        "",
     ]
     if checks:
-        lines += ["RecBole's own evaluator against ours on RecBole's scores, history not excluded (test Recall@10; "
-                  "equal when the export and the adapter are right):", ""]
+        lines += [
+            "RecBole's own evaluator against ours on RecBole's scores, history not excluded (test Recall@10; "
+            "equal when the export and the adapter are right):",
+            "",
+        ]
         lines += [f"- {RECBOLE_NAMES[m]} seed {s}: RecBole {own:.4f}, ours {mine:.4f}" for m, s, own, mine in checks]
     return "\n".join(lines) + "\n"

@@ -56,12 +56,17 @@ def import_recbole() -> dict[str, Any]:
         from recbole.utils import get_model, get_trainer, init_seed
     except ImportError as error:
         raise InputError(f"RecBole is not installed ({error}). Install the peers extra: {INSTALL}") from None
-    return {"Config": Config, "create_dataset": create_dataset, "data_preparation": data_preparation,
-            "get_model": get_model, "get_trainer": get_trainer, "init_seed": init_seed}
+    return {
+        "Config": Config,
+        "create_dataset": create_dataset,
+        "data_preparation": data_preparation,
+        "get_model": get_model,
+        "get_trainer": get_trainer,
+        "init_seed": init_seed,
+    }
 
 
-def recbole_settings(seed: int, data: Path, config: RecBolePeerConfig, positions: int,
-                     device: torch.device) -> dict[str, Any]:
+def recbole_settings(seed: int, data: Path, config: RecBolePeerConfig, positions: int, device: torch.device) -> dict[str, Any]:
     """RecBole's config for one run on the exported files in `data` (data_path/dataset_name/).
 
     Everything that makes RecBole's split ours is fixed here (see export_recbole): no
@@ -70,16 +75,29 @@ def recbole_settings(seed: int, data: Path, config: RecBolePeerConfig, positions
     items that were only a test target) is a candidate, as it is in our ranking.
     """
     return {
-        "data_path": str(data.parent.resolve()), "seed": seed, "reproducibility": True, "show_progress": False,
-        "use_gpu": device.type == "cuda", "gpu_id": str(device.index or 0), "checkpoint_dir": "saved",
+        "data_path": str(data.parent.resolve()),
+        "seed": seed,
+        "reproducibility": True,
+        "show_progress": False,
+        "use_gpu": device.type == "cuda",
+        "gpu_id": str(device.index or 0),
+        "checkpoint_dir": "saved",
         "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id"]},
         "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"},
-        "user_inter_num_interval": "[0,inf)", "item_inter_num_interval": "[0,inf)", "rm_dup_inter": None,
-        "loss_type": "CE", "train_neg_sample_args": None,
+        "user_inter_num_interval": "[0,inf)",
+        "item_inter_num_interval": "[0,inf)",
+        "rm_dup_inter": None,
+        "loss_type": "CE",
+        "train_neg_sample_args": None,
         "MAX_ITEM_LIST_LENGTH": config.max_item_list_length or positions,
-        "epochs": config.epochs, "stopping_step": config.stopping_step, "learning_rate": config.learning_rate,
-        "train_batch_size": config.train_batch_size, "eval_batch_size": config.eval_batch_size,
-        "metrics": ["Recall", "NDCG"], "topk": [10, 20], "valid_metric": config.valid_metric,
+        "epochs": config.epochs,
+        "stopping_step": config.stopping_step,
+        "learning_rate": config.learning_rate,
+        "train_batch_size": config.train_batch_size,
+        "eval_batch_size": config.eval_batch_size,
+        "metrics": ["Recall", "NDCG"],
+        "topk": [10, 20],
+        "valid_metric": config.valid_metric,
     } | config.settings
 
 
@@ -114,8 +132,9 @@ class RecBoleRun:
     own_metrics: dict[str, dict[str, float]]  # {"valid"|"test": RecBole's full-sort metrics, history not excluded}
 
 
-def train_recbole(model: PeerModel, seed: int, data: Path, run: Path, config: RecBolePeerConfig, positions: int,
-                  device: torch.device) -> RecBoleRun:
+def train_recbole(
+    model: PeerModel, seed: int, data: Path, run: Path, config: RecBolePeerConfig, positions: int, device: torch.device
+) -> RecBoleRun:
     """Train RecBole's `model` on the atomic files in `data`, its files and log in `run`; load its best checkpoint."""
     recbole = import_recbole()
     settings = recbole_settings(seed, data, config, positions, device)
@@ -132,8 +151,10 @@ def train_recbole(model: PeerModel, seed: int, data: Path, run: Path, config: Re
             trainer.fit(train_data, valid_data, saved=True, show_progress=False)
             network.load_state_dict(best["state_dict"])
             network.load_other_parameter(best["other_parameter"])
-            own = {split: {k: float(v) for k, v in trainer.evaluate(loader, load_best_model=False).items()}
-                   for split, loader in (("valid", valid_data), ("test", test_data))}
+            own = {
+                split: {k: float(v) for k, v in trainer.evaluate(loader, load_best_model=False).items()}
+                for split, loader in (("valid", valid_data), ("test", test_data))
+            }
         except Exception as error:  # RecBole's failures are its own: name the model and where its log is
             raise InputError(f"RecBole's {RECBOLE_NAMES[model]} (seed {seed}) failed: {error!r}. Its log: {log_file}") from error
     return RecBoleRun(network.eval(), dict(dataset.field2token_id["item_id"]), int(best["epoch"]) + 1, own)
@@ -150,8 +171,11 @@ def keep_best(trainer: Any) -> dict[str, Any]:
     save = trainer._save_checkpoint
 
     def save_and_keep(epoch: int, *args: Any, **kwargs: Any) -> None:
-        best.update(epoch=epoch, state_dict={k: v.detach().clone() for k, v in trainer.model.state_dict().items()},
-                    other_parameter=copy.deepcopy(trainer.model.other_parameter()))
+        best.update(
+            epoch=epoch,
+            state_dict={k: v.detach().clone() for k, v in trainer.model.state_dict().items()},
+            other_parameter=copy.deepcopy(trainer.model.other_parameter()),
+        )
         save(epoch, *args, **kwargs)
 
     trainer._save_checkpoint = save_and_keep
@@ -191,11 +215,13 @@ class RecBoleRanker(Ranker):
         return {SCORER: output.float()}
 
 
-def rank_recbole(ranker: RecBoleRanker, tasks: dict[str, RankingTask], users_per_batch: int,
-                 items_per_batch: int, ks: tuple[int, ...]) -> dict[str, dict[str, float]]:
+def rank_recbole(
+    ranker: RecBoleRanker, tasks: dict[str, RankingTask], users_per_batch: int, items_per_batch: int, ks: tuple[int, ...]
+) -> dict[str, dict[str, float]]:
     """{split: Recall/NDCG@k} of RecBole's scores, ranked by our evaluator."""
     items = item_embeddings(ranker)
     by = {SCORER: [SCORER]}
-    return {split: ranking_metrics(rank_task(ranker, task, items, by, users_per_batch, items_per_batch)[SCORER], ks)
-            for split, task in tasks.items()}
-
+    return {
+        split: ranking_metrics(rank_task(ranker, task, items, by, users_per_batch, items_per_batch)[SCORER], ks)
+        for split, task in tasks.items()
+    }

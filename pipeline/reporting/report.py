@@ -47,33 +47,44 @@ def report_markdown(dataset: str, layout: Layout) -> str:
     columns = ["Pop"] * (popularity is not None) + [group.name for group in overall]
     baselines = [group for group in overall if group.model_name != "odmt"]
     if layout.odmt in overall and (baselines or popularity):
-        rows = {name: [*row, improvement(layout.odmt.scores(key),
-                                         [*popularity_scores(popularity, key), *(b.scores(key) for b in baselines)])]
-                for (name, row), key in zip(rows.items(), keys)}
+        rows = {
+            name: [*row, improvement(layout.odmt.scores(key), [*popularity_scores(popularity, key), *(b.scores(key) for b in baselines)])]
+            for (name, row), key in zip(rows.items(), keys)
+        }
         columns.append("Improv.")
     parts.append(markdown_table(rows, columns, corner="metric"))
     if flagged := diverged_runs(runs):
-        parts.append("**Diverged** (training loss rose `train.divergence_epochs` epochs in a row; docs/training.md: training "
-                     "stability): " + ", ".join(f"{name} (epoch {epoch})" for name, epoch in flagged.items()))
+        parts.append(
+            "**Diverged** (training loss rose `train.divergence_epochs` epochs in a row; docs/training.md: training "
+            "stability): " + ", ".join(f"{name} (epoch {epoch})" for name, epoch in flagged.items())
+        )
     if layout.odmt in overall:
         parts += ["## Training stability (every seed; ensemble, test)", stability(layout.odmt, baselines, keys[0])]
-    branch_rows = {f"{group.name} / {b}": [group.scores(key, b) for key in keys]
-                   for group in overall for b in branches(group.runs[0])}
+    branch_rows = {f"{group.name} / {b}": [group.scores(key, b) for key in keys] for group in overall for b in branches(group.runs[0])}
     if branch_rows:
-        parts += ["## Each branch alone (test)",
-                  markdown_table(bolded(branch_rows, per_column=True), [label(k) for k in keys], corner="group / branch")]
+        parts += [
+            "## Each branch alone (test)",
+            markdown_table(bolded(branch_rows, per_column=True), [label(k) for k in keys], corner="group / branch"),
+        ]
     tables = [
         ("Backbones (Figure 5; ensemble, test)", layout.backbones, "backbone"),
         ("Ablations (Table 3; ensemble, test)", layout.ablations, "variant (group)"),
-        *((f"Distillation {SWEPT[key]} (Table 4; other parameters at the reference, ensemble, test)",
-           layout.sweep(key), SWEPT[key]) for key in SWEPT),
+        *(
+            (f"Distillation {SWEPT[key]} (Table 4; other parameters at the reference, ensemble, test)", layout.sweep(key), SWEPT[key])
+            for key in SWEPT
+        ),
     ]
     for title, groups, corner in tables:
         if groups:
-            parts += [f"## {title}",
-                      markdown_table(bolded(per_group(groups, keys), per_column=True), [label(k) for k in keys], corner=corner)]
-    parts += ["## Figures", *(f"![training of {group.name}]({training_figure(group)})" for group in layout.groups),
-              f"![test {label(keys[0])} per item-popularity group]({POPULARITY_FIGURE})"]
+            parts += [
+                f"## {title}",
+                markdown_table(bolded(per_group(groups, keys), per_column=True), [label(k) for k in keys], corner=corner),
+            ]
+    parts += [
+        "## Figures",
+        *(f"![training of {group.name}]({training_figure(group)})" for group in layout.groups),
+        f"![test {label(keys[0])} per item-popularity group]({POPULARITY_FIGURE})",
+    ]
     return "\n\n".join(parts) + "\n"
 
 
@@ -103,8 +114,11 @@ def timing_table(runs: Path) -> str:
     for log in sorted(runs.glob("*/timing.tsv")):
         epochs = read_tsv(log, "odmt train")
         if epochs:
-            rows[log.parent.name] = [str(len(epochs)), f"{statistics.mean(e['seconds'] for e in epochs):.1f}",
-                                     f"{statistics.mean(e['sequences_per_s'] for e in epochs):.0f}",
-                                     f"{sum(e['seconds'] for e in epochs):.0f}"]
+            rows[log.parent.name] = [
+                str(len(epochs)),
+                f"{statistics.mean(e['seconds'] for e in epochs):.1f}",
+                f"{statistics.mean(e['sequences_per_s'] for e in epochs):.0f}",
+                f"{sum(e['seconds'] for e in epochs):.0f}",
+            ]
     columns = ["epochs", "seconds / epoch", "training sequences / s", "seconds in all"]
     return f"## Training time (this machine; timing.tsv)\n\n{markdown_table(rows, columns, 'run')}\n" if rows else ""

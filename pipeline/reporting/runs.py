@@ -76,13 +76,18 @@ def load_runs(runs: Path, metrics: Path) -> list[Run]:
     for name in names:
         scores = read_json(metrics / name / "metrics.json", "odmt evaluate")
         if "ensemble" not in scores:
-            raise InputError(f"{metrics / name / 'metrics.json'}: no \"ensemble\" metrics. Re-create it with `odmt evaluate`.")
+            raise InputError(f'{metrics / name / "metrics.json"}: no "ensemble" metrics. Re-create it with `odmt evaluate`.')
         config = read_json(runs / name / "config.json", "odmt train")
-        loaded.append(Run(
-            name, config["model"], config["train"], scores,
-            read_tsv(runs / name / "train_log.tsv", "odmt train"),
-            read_tsv(metrics / name / "popularity_groups.tsv", "odmt evaluate"),
-        ))
+        loaded.append(
+            Run(
+                name,
+                config["model"],
+                config["train"],
+                scores,
+                read_tsv(runs / name / "train_log.tsv", "odmt train"),
+                read_tsv(metrics / name / "popularity_groups.tsv", "odmt evaluate"),
+            )
+        )
     return loaded
 
 
@@ -100,6 +105,7 @@ def group_runs(runs: list[Run]) -> list[Group]:
 
 def metric_keys(runs: Sequence[Run]) -> list[str]:
     """Every test metric of the runs, the paper's order: Recall@k for each k, then NDCG@k."""
+
     def paper_order(key: str) -> tuple[bool, str, int]:
         name, k = key.split("@")
         return name != "recall", name, int(k)

@@ -43,7 +43,6 @@ class FeatureShapes:
     width: int = 8
 
 
-
 def synthetic_sequences(users: int, items: int, length: int, genres: int, follow: float, seed: int) -> list[list[int]]:
     """Each user's items (1..items, oldest first, no repeats), drawn as the module docstring says.
 
@@ -56,7 +55,7 @@ def synthetic_sequences(users: int, items: int, length: int, genres: int, follow
     genre = np.sort(rng.integers(genres, size=items))  # item i + 1 is in genre[i]; a genre's items are its series
     starts = np.searchsorted(genre, np.arange(genres + 1))  # genre g's items are starts[g]:starts[g + 1]
     weight = 1.0 / (1.0 + np.arange(items) - starts[genre])  # Zipf within each genre
-    genre_weight = np.array([weight[starts[g]:starts[g + 1]].sum() for g in range(genres)])
+    genre_weight = np.array([weight[starts[g] : starts[g + 1]].sum() for g in range(genres)])
     sequences = []
     for _ in range(users):
         taste = rng.dirichlet(np.full(genres, 0.2)) + 1e-3  # every genre stays possible
@@ -72,8 +71,9 @@ def synthetic_sequences(users: int, items: int, length: int, genres: int, follow
     return sequences
 
 
-def draw(uniform: float, taste: np.ndarray, genre: np.ndarray, starts: np.ndarray, weight: np.ndarray,
-         genre_weight: np.ndarray, drawn: list[int]) -> int:
+def draw(
+    uniform: float, taste: np.ndarray, genre: np.ndarray, starts: np.ndarray, weight: np.ndarray, genre_weight: np.ndarray, drawn: list[int]
+) -> int:
     """The item (0-based) at `uniform` of the distribution taste[genre] x weight with the `drawn` items (1-based) removed."""
     taken = np.asarray(drawn, dtype=np.int64) - 1
     mass = taste * genre_weight
@@ -81,7 +81,7 @@ def draw(uniform: float, taste: np.ndarray, genre: np.ndarray, starts: np.ndarra
     cumulative = np.cumsum(mass.clip(min=0))
     target = uniform * cumulative[-1]
     g = min(int(np.searchsorted(cumulative, target, side="right")), len(mass) - 1)
-    inside = taste[g] * weight[starts[g]:starts[g + 1]]
+    inside = taste[g] * weight[starts[g] : starts[g + 1]]
     inside[taken[genre[taken] == g] - starts[g]] = 0
     remaining = max(target - (cumulative[g - 1] if g else 0.0), 0.0)
     position = min(int(np.searchsorted(np.cumsum(inside), remaining, side="right")), int(np.flatnonzero(inside)[-1]))
@@ -98,7 +98,7 @@ def write_random_store(folder: Path, modality: str, items: pa.Table, seed: int, 
     item_idx = items["item_idx"].to_numpy()
     shards = []
     for index, start in enumerate(range(0, len(item_idx), SHARD_SIZE)):
-        chunk = item_idx[start:start + SHARD_SIZE]
+        chunk = item_idx[start : start + SHARD_SIZE]
         tokens = rng.standard_normal(size=(len(chunk), length, width), dtype=np.float32)
         mask = None
         if modality == "text":
@@ -110,18 +110,29 @@ def write_random_store(folder: Path, modality: str, items: pa.Table, seed: int, 
     Manifest(identity, shards, complete=True).write(folder)
 
 
-def write_synthetic(out: Path, users: int = 943, items: int = 1305, length: int = 15, genres: int = 20,
-                    follow: float = 0.5, seed: int = 0, shapes: FeatureShapes = FeatureShapes()) -> dict[str, Any]:
+def write_synthetic(
+    out: Path,
+    users: int = 943,
+    items: int = 1305,
+    length: int = 15,
+    genres: int = 20,
+    follow: float = 0.5,
+    seed: int = 0,
+    shapes: FeatureShapes = FeatureShapes(),
+) -> dict[str, Any]:
     """Write out/processed (the processed contract) and out/features (random stores); return the stats.
 
     Items never drawn are dropped, as prepare drops items that no longer occur.
     """
     if length < 3 or items < length or users < 1 or genres < 1 or not 0 <= follow <= 1:
-        raise InputError(f"synthetic set: users {users}, items {items}, length {length}, genres {genres}, follow {follow}; "
-                         "need users >= 1, length >= 3 (leave-one-out), items >= length, genres >= 1, 0 <= follow <= 1")
+        raise InputError(
+            f"synthetic set: users {users}, items {items}, length {length}, genres {genres}, follow {follow}; "
+            "need users >= 1, length >= 3 (leave-one-out), items >= length, genres >= 1, 0 <= follow <= 1"
+        )
     token_bytes = items * (shapes.image_tokens + shapes.text_tokens) * shapes.width * np.dtype(TOKEN_DTYPE).itemsize
-    require_disk(out, token_bytes, f"{out}: the random feature store of {items} items",
-                 "--items, --image-tokens, --text-tokens or --feature-dim")
+    require_disk(
+        out, token_bytes, f"{out}: the random feature store of {items} items", "--items, --image-tokens, --text-tokens or --feature-dim"
+    )
     drawn = synthetic_sequences(users, items, length, genres, follow, seed)
     occurring = np.unique(np.concatenate(drawn))  # the processed contract: every item occurs, 1..N in id order
     new_idx = np.zeros(items + 1, dtype=np.int64)
@@ -130,13 +141,27 @@ def write_synthetic(out: Path, users: int = 943, items: int = 1305, length: int 
     items = len(occurring)
     train_count = train_counts(sequences, items)
     item_idx = np.arange(1, items + 1, dtype=np.int32)
-    item_table = pa.table({"item_idx": item_idx, "item_id": [f"i{i:05d}" for i in item_idx], "text": [f"item {i}" for i in item_idx],
-                           "image_path": pa.nulls(items, pa.string()), "train_count": train_count[1:]}, schema=ITEMS)
-    sequence_table = pa.table({"user_idx": np.arange(users, dtype=np.int32), "user_id": [f"u{u:05d}" for u in range(users)],
-                               "items": sequences}, schema=SEQUENCES)
-    stats = {"users": users, "items": items, "interactions": users * length, "average_length": float(length),
-             "density": users * length / (users * items),
-             "generator": {"genres": genres, "follow": follow, "seed": seed}}
+    item_table = pa.table(
+        {
+            "item_idx": item_idx,
+            "item_id": [f"i{i:05d}" for i in item_idx],
+            "text": [f"item {i}" for i in item_idx],
+            "image_path": pa.nulls(items, pa.string()),
+            "train_count": train_count[1:],
+        },
+        schema=ITEMS,
+    )
+    sequence_table = pa.table(
+        {"user_idx": np.arange(users, dtype=np.int32), "user_id": [f"u{u:05d}" for u in range(users)], "items": sequences}, schema=SEQUENCES
+    )
+    stats = {
+        "users": users,
+        "items": items,
+        "interactions": users * length,
+        "average_length": float(length),
+        "density": users * length / (users * items),
+        "generator": {"genres": genres, "follow": follow, "seed": seed},
+    }
     write_processed(out / "processed", item_table, sequence_table, stats)
     tokens = {"image": shapes.image_tokens, "text": shapes.text_tokens}
     for offset, modality in enumerate(tokens):

@@ -60,76 +60,186 @@ ARTICLE_ROW_BYTES = 400
 FILE_BLOCK_BYTES = 4096  # a photo takes at least one block of disk
 
 ARTICLES_HEADER = (
-    "article_id", "product_code", "prod_name", "product_type_no", "product_type_name", "product_group_name",
-    "graphical_appearance_no", "graphical_appearance_name", "colour_group_code", "colour_group_name",
-    "perceived_colour_value_id", "perceived_colour_value_name", "perceived_colour_master_id",
-    "perceived_colour_master_name", "department_no", "department_name", "index_code", "index_name",
-    "index_group_no", "index_group_name", "section_no", "section_name", "garment_group_no", "garment_group_name",
+    "article_id",
+    "product_code",
+    "prod_name",
+    "product_type_no",
+    "product_type_name",
+    "product_group_name",
+    "graphical_appearance_no",
+    "graphical_appearance_name",
+    "colour_group_code",
+    "colour_group_name",
+    "perceived_colour_value_id",
+    "perceived_colour_value_name",
+    "perceived_colour_master_id",
+    "perceived_colour_master_name",
+    "department_no",
+    "department_name",
+    "index_code",
+    "index_name",
+    "index_group_no",
+    "index_group_name",
+    "section_no",
+    "section_name",
+    "garment_group_no",
+    "garment_group_name",
     "detail_desc",
 )
 TRANSACTIONS_HEADER = ("t_dat", "customer_id", "article_id", "price", "sales_channel_id")
 
 # Vocabularies of H&M's catalogue: each tuple is one value of a group of articles.csv columns.
 PRODUCT_TYPES = (  # product_type_no, product_type_name, product_group_name
-    (272, "Trousers", "Garment Lower body"), (255, "T-shirt", "Garment Upper body"),
-    (253, "Vest top", "Garment Upper body"), (252, "Sweater", "Garment Upper body"),
-    (265, "Dress", "Garment Full body"), (254, "Top", "Garment Upper body"), (274, "Skirt", "Garment Lower body"),
-    (259, "Shorts", "Garment Lower body"), (273, "Leggings/Tights", "Garment Lower body"),
-    (306, "Bra", "Underwear"), (286, "Underwear bottom", "Underwear"), (302, "Socks", "Socks & Tights"),
-    (304, "Underwear Tights", "Socks & Tights"), (245, "Shirt", "Garment Upper body"),
-    (262, "Blouse", "Garment Upper body"), (257, "Hoodie", "Garment Upper body"),
-    (264, "Jacket", "Garment Upper body"), (267, "Pyjama set", "Nightwear"), (59, "Swimwear bottom", "Swimwear"),
-    (60, "Bikini top", "Swimwear"), (87, "Boots", "Shoes"), (67, "Bag", "Accessories"),
-    (72, "Earring", "Accessories"), (66, "Hat/beanie", "Accessories"),
+    (272, "Trousers", "Garment Lower body"),
+    (255, "T-shirt", "Garment Upper body"),
+    (253, "Vest top", "Garment Upper body"),
+    (252, "Sweater", "Garment Upper body"),
+    (265, "Dress", "Garment Full body"),
+    (254, "Top", "Garment Upper body"),
+    (274, "Skirt", "Garment Lower body"),
+    (259, "Shorts", "Garment Lower body"),
+    (273, "Leggings/Tights", "Garment Lower body"),
+    (306, "Bra", "Underwear"),
+    (286, "Underwear bottom", "Underwear"),
+    (302, "Socks", "Socks & Tights"),
+    (304, "Underwear Tights", "Socks & Tights"),
+    (245, "Shirt", "Garment Upper body"),
+    (262, "Blouse", "Garment Upper body"),
+    (257, "Hoodie", "Garment Upper body"),
+    (264, "Jacket", "Garment Upper body"),
+    (267, "Pyjama set", "Nightwear"),
+    (59, "Swimwear bottom", "Swimwear"),
+    (60, "Bikini top", "Swimwear"),
+    (87, "Boots", "Shoes"),
+    (67, "Bag", "Accessories"),
+    (72, "Earring", "Accessories"),
+    (66, "Hat/beanie", "Accessories"),
 )
 APPEARANCES = (  # graphical_appearance_no, graphical_appearance_name
-    (1010016, "Solid"), (1010001, "All over pattern"), (1010010, "Melange"), (1010017, "Stripe"),
-    (1010014, "Check"), (1010004, "Denim"), (1010008, "Front print"), (1010021, "Lace"),
-    (1010023, "Placement print"), (1010026, "Other structure"),
+    (1010016, "Solid"),
+    (1010001, "All over pattern"),
+    (1010010, "Melange"),
+    (1010017, "Stripe"),
+    (1010014, "Check"),
+    (1010004, "Denim"),
+    (1010008, "Front print"),
+    (1010021, "Lace"),
+    (1010023, "Placement print"),
+    (1010026, "Other structure"),
 )
 COLOURS = (  # colour_group_code, colour_group_name, perceived colour value id, name, master id, name
-    (9, "Black", 4, "Dark", 5, "Black"), (10, "White", 3, "Light", 9, "White"),
-    (73, "Dark Blue", 4, "Dark", 2, "Blue"), (7, "Grey", 2, "Medium Dusty", 12, "Grey"),
-    (12, "Light Beige", 1, "Dusty Light", 11, "Beige"), (71, "Light Blue", 3, "Light", 2, "Blue"),
-    (51, "Light Pink", 1, "Dusty Light", 4, "Pink"), (42, "Red", 5, "Bright", 18, "Red"),
-    (13, "Beige", 2, "Medium Dusty", 11, "Beige"), (72, "Blue", 7, "Medium", 2, "Blue"),
-    (93, "Dark Green", 4, "Dark", 19, "Green"), (11, "Off White", 3, "Light", 9, "White"),
-    (43, "Dark Red", 4, "Dark", 18, "Red"), (19, "Greenish Khaki", 2, "Medium Dusty", 20, "Khaki green"),
-    (52, "Pink", 2, "Medium Dusty", 4, "Pink"), (8, "Dark Grey", 4, "Dark", 12, "Grey"),
+    (9, "Black", 4, "Dark", 5, "Black"),
+    (10, "White", 3, "Light", 9, "White"),
+    (73, "Dark Blue", 4, "Dark", 2, "Blue"),
+    (7, "Grey", 2, "Medium Dusty", 12, "Grey"),
+    (12, "Light Beige", 1, "Dusty Light", 11, "Beige"),
+    (71, "Light Blue", 3, "Light", 2, "Blue"),
+    (51, "Light Pink", 1, "Dusty Light", 4, "Pink"),
+    (42, "Red", 5, "Bright", 18, "Red"),
+    (13, "Beige", 2, "Medium Dusty", 11, "Beige"),
+    (72, "Blue", 7, "Medium", 2, "Blue"),
+    (93, "Dark Green", 4, "Dark", 19, "Green"),
+    (11, "Off White", 3, "Light", 9, "White"),
+    (43, "Dark Red", 4, "Dark", 18, "Red"),
+    (19, "Greenish Khaki", 2, "Medium Dusty", 20, "Khaki green"),
+    (52, "Pink", 2, "Medium Dusty", 4, "Pink"),
+    (8, "Dark Grey", 4, "Dark", 12, "Grey"),
 )
 DEPARTMENTS = (  # department_no, department_name
-    (1676, "Jersey"), (1339, "Clean Lingerie"), (1636, "Basic 1"), (3608, "Tights basic"), (1626, "Swimwear"),
-    (1322, "Shirt"), (7389, "Trousers"), (5883, "Knitwear"), (4242, "Dresses"), (8716, "Outdoor/Blazers DS"),
+    (1676, "Jersey"),
+    (1339, "Clean Lingerie"),
+    (1636, "Basic 1"),
+    (3608, "Tights basic"),
+    (1626, "Swimwear"),
+    (1322, "Shirt"),
+    (7389, "Trousers"),
+    (5883, "Knitwear"),
+    (4242, "Dresses"),
+    (8716, "Outdoor/Blazers DS"),
 )
 INDEXES = (  # index_code, index_name, index_group_no, index_group_name
-    ("A", "Ladieswear", 1, "Ladieswear"), ("B", "Lingeries/Tights", 1, "Ladieswear"), ("D", "Divided", 2, "Divided"),
-    ("F", "Menswear", 3, "Menswear"), ("G", "Baby Sizes 50-98", 4, "Baby/Children"),
-    ("H", "Children Sizes 92-140", 4, "Baby/Children"), ("S", "Sport", 26, "Sport"),
+    ("A", "Ladieswear", 1, "Ladieswear"),
+    ("B", "Lingeries/Tights", 1, "Ladieswear"),
+    ("D", "Divided", 2, "Divided"),
+    ("F", "Menswear", 3, "Menswear"),
+    ("G", "Baby Sizes 50-98", 4, "Baby/Children"),
+    ("H", "Children Sizes 92-140", 4, "Baby/Children"),
+    ("S", "Sport", 26, "Sport"),
 )
 SECTIONS = (  # section_no, section_name
-    (16, "Womens Everyday Collection"), (62, "Womens Nightwear, Socks & Tigh"), (53, "Divided Collection"),
-    (21, "Contemporary Casual"), (44, "Baby Essentials & Complements"), (57, "Womens Lingerie"),
-    (8, "Mens Outerwear"), (5, "Kids Sports"), (66, "Womens Casual"), (15, "Womens Everyday Basics"),
+    (16, "Womens Everyday Collection"),
+    (62, "Womens Nightwear, Socks & Tigh"),
+    (53, "Divided Collection"),
+    (21, "Contemporary Casual"),
+    (44, "Baby Essentials & Complements"),
+    (57, "Womens Lingerie"),
+    (8, "Mens Outerwear"),
+    (5, "Kids Sports"),
+    (66, "Womens Casual"),
+    (15, "Womens Everyday Basics"),
 )
 GARMENT_GROUPS = (  # garment_group_no, garment_group_name
-    (1002, "Jersey Basic"), (1005, "Jersey Fancy"), (1009, "Trousers"), (1013, "Dresses Ladies"),
-    (1003, "Knitwear"), (1017, "Under-, Nightwear"), (1021, "Socks and Tights"), (1019, "Accessories"),
-    (1010, "Blouses"), (1016, "Trousers Denim"), (1018, "Swimwear"), (1011, "Shirts"),
+    (1002, "Jersey Basic"),
+    (1005, "Jersey Fancy"),
+    (1009, "Trousers"),
+    (1013, "Dresses Ladies"),
+    (1003, "Knitwear"),
+    (1017, "Under-, Nightwear"),
+    (1021, "Socks and Tights"),
+    (1019, "Accessories"),
+    (1010, "Blouses"),
+    (1016, "Trousers Denim"),
+    (1018, "Swimwear"),
+    (1011, "Shirts"),
 )
 NAMES = (  # a prod_name is one of these, one of STYLES and the product type
-    "Luna", "Tilly", "Jade", "Mona", "Perrie", "Haven", "Lima", "Dolly", "Ringo", "Timeless", "Basic", "Cosy",
-    "Skinny", "Wide", "Relaxed", "Slim", "Ellie", "Marcus", "Sam", "Nora", "Rio", "Pluto", "Kim", "Vera",
+    "Luna",
+    "Tilly",
+    "Jade",
+    "Mona",
+    "Perrie",
+    "Haven",
+    "Lima",
+    "Dolly",
+    "Ringo",
+    "Timeless",
+    "Basic",
+    "Cosy",
+    "Skinny",
+    "Wide",
+    "Relaxed",
+    "Slim",
+    "Ellie",
+    "Marcus",
+    "Sam",
+    "Nora",
+    "Rio",
+    "Pluto",
+    "Kim",
+    "Vera",
 )
 STYLES = ("HW", "LW", "2-pack", "Denim", "Knit", "Linen", "Rib", "Oversized", "Padded", "Frill", "Lace", "Fitted")
 FABRICS = (
-    "Soft cotton jersey", "Fine-knit", "Woven", "Stretch denim", "Ribbed", "Airy linen-blend", "Recycled polyester",
-    "Lyocell twill", "Soft, brushed fleece", "Thick, warm knit",
+    "Soft cotton jersey",
+    "Fine-knit",
+    "Woven",
+    "Stretch denim",
+    "Ribbed",
+    "Airy linen-blend",
+    "Recycled polyester",
+    "Lyocell twill",
+    "Soft, brushed fleece",
+    "Thick, warm knit",
 )
 FEATURES = (
-    "a wide, reinforced trim at the top.", "long sleeves and a round neckline.",
-    "an elasticated waist, side pockets and tapered legs.", "a V-neck and narrow, adjustable shoulder straps.",
-    "a zip at the front and a lined hood.", "a concealed button placket and a yoke at the back.",
-    "a \"relaxed\" fit and dropped shoulders.", "covered elastication at the waist and wide legs.",
+    "a wide, reinforced trim at the top.",
+    "long sleeves and a round neckline.",
+    "an elasticated waist, side pockets and tapered legs.",
+    "a V-neck and narrow, adjustable shoulder straps.",
+    "a zip at the front and a lined hood.",
+    "a concealed button placket and a yoke at the back.",
+    'a "relaxed" fit and dropped shoulders.',
+    "covered elastication at the waist and wide legs.",
 )
 
 
@@ -150,8 +260,12 @@ def write_hm_layout(out: Path, transactions: int, articles: int, customers: int,
     low, high = PRODUCT_CODES
     if articles > high - low + 1:
         raise InputError(f"--articles must be at most {high - low + 1} (one product code each), got {articles}.")
-    require_disk(out, estimated_bytes(transactions, articles), f"{out}: the generated folder",
-                 f"--transactions (each row takes about {TRANSACTION_ROW_BYTES} bytes)")
+    require_disk(
+        out,
+        estimated_bytes(transactions, articles),
+        f"{out}: the generated folder",
+        f"--transactions (each row takes about {TRANSACTION_ROW_BYTES} bytes)",
+    )
     rng = np.random.default_rng(seed)
     article_ids, prices = write_articles(out, articles, rng)
     customer_ids = hex_ids(customers, rng)
@@ -193,27 +307,27 @@ def write_articles(out: Path, count: int, rng: np.random.Generator) -> tuple[np.
     appearance, colour = rng.integers(len(APPEARANCES), size=count), rng.integers(len(COLOURS), size=count)
     type_name = column(PRODUCT_TYPES, 1, kind)
     kind_words = pc.utf8_lower(type_name)
-    table = pa.table({
-        "article_id": pc.utf8_lpad(pa.array(article_ids).cast(pa.string()), width=10, padding="0"),
-        "product_code": pa.array(codes[product]),
-        "prod_name": pc.binary_join_element_wise(words(NAMES, name), words(STYLES, style), kind_words, " "),
-        "product_type_no": column(PRODUCT_TYPES, 0, kind),
-        "product_type_name": type_name,
-        "product_group_name": column(PRODUCT_TYPES, 2, kind),
-        "graphical_appearance_no": column(APPEARANCES, 0, appearance),
-        "graphical_appearance_name": column(APPEARANCES, 1, appearance),
-        **{header: column(COLOURS, field, colour) for field, header in enumerate(ARTICLES_HEADER[8:14])},
-        "department_no": column(DEPARTMENTS, 0, department),
-        "department_name": column(DEPARTMENTS, 1, department),
-        **{header: column(INDEXES, field, index) for field, header in enumerate(ARTICLES_HEADER[16:20])},
-        "section_no": column(SECTIONS, 0, section),
-        "section_name": column(SECTIONS, 1, section),
-        "garment_group_no": column(GARMENT_GROUPS, 0, garment),
-        "garment_group_name": column(GARMENT_GROUPS, 1, garment),
-        "detail_desc": pc.binary_join_element_wise(
-            words(FABRICS, fabric), kind_words, "with", words(FEATURES, feature), " "
-        ),
-    })
+    table = pa.table(
+        {
+            "article_id": pc.utf8_lpad(pa.array(article_ids).cast(pa.string()), width=10, padding="0"),
+            "product_code": pa.array(codes[product]),
+            "prod_name": pc.binary_join_element_wise(words(NAMES, name), words(STYLES, style), kind_words, " "),
+            "product_type_no": column(PRODUCT_TYPES, 0, kind),
+            "product_type_name": type_name,
+            "product_group_name": column(PRODUCT_TYPES, 2, kind),
+            "graphical_appearance_no": column(APPEARANCES, 0, appearance),
+            "graphical_appearance_name": column(APPEARANCES, 1, appearance),
+            **{header: column(COLOURS, field, colour) for field, header in enumerate(ARTICLES_HEADER[8:14])},
+            "department_no": column(DEPARTMENTS, 0, department),
+            "department_name": column(DEPARTMENTS, 1, department),
+            **{header: column(INDEXES, field, index) for field, header in enumerate(ARTICLES_HEADER[16:20])},
+            "section_no": column(SECTIONS, 0, section),
+            "section_name": column(SECTIONS, 1, section),
+            "garment_group_no": column(GARMENT_GROUPS, 0, garment),
+            "garment_group_name": column(GARMENT_GROUPS, 1, garment),
+            "detail_desc": pc.binary_join_element_wise(words(FABRICS, fabric), kind_words, "with", words(FEATURES, feature), " "),
+        }
+    )
     with atomic_path(out / ARTICLES) as tmp, tmp.open("wb") as file:
         file.write((",".join(ARTICLES_HEADER) + "\n").encode())
         file.write(csv_text([table[header] for header in ARTICLES_HEADER]))
@@ -282,8 +396,15 @@ def write_transactions(
     ends = np.cumsum(baskets.rows, dtype=np.int64)
     first_day = FIRST_DAY.astype(int)
     options = pacsv.WriteOptions(include_header=False, quoting_style="none")
-    schema = pa.schema([("t_dat", pa.date32()), ("customer_id", pa.large_string()), ("article_id", pa.int64()),
-                        ("price", pa.float64()), ("sales_channel_id", pa.int8())])
+    schema = pa.schema(
+        [
+            ("t_dat", pa.date32()),
+            ("customer_id", pa.large_string()),
+            ("article_id", pa.int64()),
+            ("price", pa.float64()),
+            ("sales_channel_id", pa.int8()),
+        ]
+    )
     with atomic_path(path) as tmp, tmp.open("wb") as file:
         file.write((",".join(TRANSACTIONS_HEADER) + "\n").encode())
         with pacsv.CSVWriter(file, schema, write_options=options) as writer:
@@ -299,13 +420,18 @@ def write_transactions(
                 second_unit[opens] = False  # a basket's first row repeats nothing
                 source = np.maximum.accumulate(np.where(second_unit, 0, np.arange(len(basket))))
                 article = article[source]
-                writer.write_table(pa.table({
-                    "t_dat": pa.array((first_day + baskets.day[basket]).astype(np.int32)).cast(pa.date32()),
-                    "customer_id": customer_ids.take(pa.array(baskets.customer[basket])),
-                    "article_id": pa.array(article_ids[article]),
-                    "price": pa.array(prices[article]),
-                    "sales_channel_id": pa.array(baskets.channel[basket]),
-                }, schema=schema))
+                writer.write_table(
+                    pa.table(
+                        {
+                            "t_dat": pa.array((first_day + baskets.day[basket]).astype(np.int32)).cast(pa.date32()),
+                            "customer_id": customer_ids.take(pa.array(baskets.customer[basket])),
+                            "article_id": pa.array(article_ids[article]),
+                            "price": pa.array(prices[article]),
+                            "sales_channel_id": pa.array(baskets.channel[basket]),
+                        },
+                        schema=schema,
+                    )
+                )
                 start = stop
 
 

@@ -22,9 +22,7 @@ from pipeline.formats.hm import ARTICLE_ID_DIGITS, ARTICLES, TRANSACTIONS, image
 CUSTOMERS = "customers.csv"
 
 
-def write_hm_subset(
-    source: Path, out: Path, customers: int, rows_per_customer: int, min_interactions: int
-) -> dict[str, int]:
+def write_hm_subset(source: Path, out: Path, customers: int, rows_per_customer: int, min_interactions: int) -> dict[str, int]:
     """Write the subset to `out`; return how many customers, rows, articles and photos it holds."""
     if not (source / TRANSACTIONS).is_file() or not (source / ARTICLES).is_file():
         raise InputError(f"{source}: expected {TRANSACTIONS} and {ARTICLES} of the Kaggle layout.")

@@ -56,14 +56,16 @@ def benchmark_train(
         start = time.perf_counter()
         item_embeddings(inference_model(model, config.precision))  # as validation encodes them
         encode_seconds = time.perf_counter() - start
-        rows.append({
-            "deduplicate_items": deduplicate,
-            "precision": resolve_precision(device, config.precision, bf16_on_cpu=True),
-            "distinct_items_per_batch": round(sum(len(torch.unique(b[b != 0])) for b in batches) / len(batches)),
-            "item_slots_per_batch": round(sum(b.numel() for b in batches) / len(batches)),
-            "train_sequences_per_s": round(sum(len(b) for b in batches) / train_seconds, 2),
-            "validation_items_per_s": round(item_features.items / encode_seconds, 1),
-            "peak_rss_mib_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "peak_cuda_mib": round(torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else None,
-        })
+        rows.append(
+            {
+                "deduplicate_items": deduplicate,
+                "precision": resolve_precision(device, config.precision, bf16_on_cpu=True),
+                "distinct_items_per_batch": round(sum(len(torch.unique(b[b != 0])) for b in batches) / len(batches)),
+                "item_slots_per_batch": round(sum(b.numel() for b in batches) / len(batches)),
+                "train_sequences_per_s": round(sum(len(b) for b in batches) / train_seconds, 2),
+                "validation_items_per_s": round(item_features.items / encode_seconds, 1),
+                "peak_rss_mib_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "peak_cuda_mib": round(torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else None,
+            }
+        )
     return rows

@@ -62,10 +62,19 @@ LAST_VALUES = ("model_config", "features", "epoch", "best", "stale", "log", "opt
 # at dropout 0; with dropout they draw other masks, so a run resumed with another value trains the same model, though
 # not to the same bytes. train.batch_size counts per process: the batch of all processes is what must not change, and
 # one process scores against its whole batch, as train.global_negatives has every process do.
-RESUMABLE = frozenset({
-    "train.epochs", "train.patience", "train.device", "train.cpu_threads", "train.item_features",
-    "train.eval_users_per_batch", "train.eval_items_per_batch", "model.deduplicate_items", "model.recompute_items",
-})
+RESUMABLE = frozenset(
+    {
+        "train.epochs",
+        "train.patience",
+        "train.device",
+        "train.cpu_threads",
+        "train.item_features",
+        "train.eval_users_per_batch",
+        "train.eval_items_per_batch",
+        "model.deduplicate_items",
+        "model.recompute_items",
+    }
+)
 GLOBAL_BATCH = "train.batch_size x processes"
 
 
@@ -82,11 +91,14 @@ def check_recipe(out: Path, record: dict[str, Any]) -> None:
     """InputError listing every key whose value would change the result of the run in `out` if it resumed with `record`."""
     fix = f"Delete {out} to train again, or restore its {CONFIG}."
     ran, given = (recipe(r["model"], r["train"], r["world_size"]) for r in (read_run_config(out, fix), record))
-    changed = [f"{key}: {ran.get(key)!r} -> {given.get(key)!r}" for key in sorted(ran.keys() | given.keys())
-               if ran.get(key) != given.get(key)]
+    changed = [
+        f"{key}: {ran.get(key)!r} -> {given.get(key)!r}" for key in sorted(ran.keys() | given.keys()) if ran.get(key) != given.get(key)
+    ]
     if changed:
-        raise InputError(f"{out / CONFIG}: --resume with values that change the run's result ({'; '.join(changed)}). "
-                         "Resume with the run's values, or train in a new --out folder.")
+        raise InputError(
+            f"{out / CONFIG}: --resume with values that change the run's result ({'; '.join(changed)}). "
+            "Resume with the run's values, or train in a new --out folder."
+        )
 
 
 def validate(model: Recommender, task: RankingTask, config: TrainConfig) -> dict[str, float]:
@@ -97,8 +109,14 @@ def validate(model: Recommender, task: RankingTask, config: TrainConfig) -> dict
     """
     ranker = inference_model(model, config.precision)
     by = {"ensemble": list(model.branches)}
-    ranks = rank_task(ranker, task.share(*distributed.rank_and_world()), item_embeddings(ranker), by,
-                      config.eval_users_per_batch, config.eval_items_per_batch)
+    ranks = rank_task(
+        ranker,
+        task.share(*distributed.rank_and_world()),
+        item_embeddings(ranker),
+        by,
+        config.eval_users_per_batch,
+        config.eval_items_per_batch,
+    )
     return ranking_metrics(distributed.gather_rows(ranks["ensemble"]), (config.selection_k,))
 
 
@@ -135,15 +153,22 @@ def train(
     device = resolve_device(config.device)
     distributed.join(device)
     rank, world_size = distributed.rank_and_world()
-    record = {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(config),
-              "processed": str(processed), "features": str(features), "world_size": world_size}
+    record = {
+        "model": dataclasses.asdict(model_config),
+        "train": dataclasses.asdict(config),
+        "processed": str(processed),
+        "features": str(features),
+        "world_size": world_size,
+    }
     if resume:
         check_recipe(out, record)
     seed_everything(config.seed)  # the same initial weights on every rank
     items, sequences = read_processed(processed)
     if config.selection_k > items.num_rows:
-        raise InputError(f"train.selection_k: k = {config.selection_k} is larger than the {items.num_rows} items of "
-                         f"{processed}. Lower it in params.yaml (or -S train.selection_k=10).")
+        raise InputError(
+            f"train.selection_k: k = {config.selection_k} is larger than the {items.num_rows} items of "
+            f"{processed}. Lower it in params.yaml (or -S train.selection_k=10)."
+        )
     item_features = load_item_features(processed, features, device, config.item_features)
     model = build_model(model_config, item_features).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -167,8 +192,7 @@ def train(
         optimizer.load_state_dict(join_optimizer(tensors, state["optimizer"]))
         first_epoch, best, stale, rows = state["epoch"] + 1, state["best"], state["stale"], state["log"]
         if (out / TIMING).is_file():
-            timings = [row | {"epoch": int(row["epoch"])} for row in read_tsv(out / TIMING, "odmt train")
-                       if row["epoch"] < first_epoch]
+            timings = [row | {"epoch": int(row["epoch"])} for row in read_tsv(out / TIMING, "odmt train") if row["epoch"] < first_epoch]
     step = model if world_size == 1 else DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if leader:
         write_json(out / CONFIG, record | {"complete": False})
@@ -202,9 +226,11 @@ def train(
         train_seconds = time.perf_counter() - start
         totals = dict(zip(sums, distributed.sum_over_ranks(torch.tensor(list(sums.values()), dtype=torch.float64)).tolist()))
         if not all(map(math.isfinite, totals.values())):
-            raise InputError(f"{out}: the training loss of epoch {epoch} is not finite, so nothing of that epoch was "
-                             "saved. Train again in a new folder with a lower train.learning_rate (or more "
-                             f"train.warmup_steps), after checking {features} for NaN or infinite values.")
+            raise InputError(
+                f"{out}: the training loss of epoch {epoch} is not finite, so nothing of that epoch was "
+                "saved. Train again in a new folder with a lower train.learning_rate (or more "
+                f"train.warmup_steps), after checking {features} for NaN or infinite values."
+            )
         metrics = validate(model, valid, config)
         weights = checkpoint_tensors(model)
         plain = {"model_config": dataclasses.asdict(model_config), "features": identities, "epoch": epoch}
@@ -214,9 +240,12 @@ def train(
         rows.append(row)
         row["diverged"] = int(diverged(rows, config.divergence_epochs))
         if row["diverged"] and not already_diverged(rows[:-1]):
-            log.warning("epoch %d: the training loss (CE terms) rose %d epochs in a row: the run diverged. Lower "
-                        "train.learning_rate or raise train.warmup_steps (docs/training.md: training stability)", epoch,
-                        config.divergence_epochs)
+            log.warning(
+                "epoch %d: the training loss (CE terms) rose %d epochs in a row: the run diverged. Lower "
+                "train.learning_rate or raise train.warmup_steps (docs/training.md: training stability)",
+                epoch,
+                config.divergence_epochs,
+            )
         timing = {"epoch": epoch, "sequences_per_s": trained / train_seconds, "seconds": time.perf_counter() - start}
         timings.append(timing)
         if metrics[f"recall@{k}"] > best:
@@ -227,12 +256,22 @@ def train(
             stale += 1
         if leader:
             optimizer_tensors, optimizer_values = split_optimizer(optimizer.state_dict())
-            save_checkpoint(out / LAST, weights | optimizer_tensors,
-                            plain | {"best": best, "stale": stale, "log": rows, "optimizer": optimizer_values})
+            save_checkpoint(
+                out / LAST, weights | optimizer_tensors, plain | {"best": best, "stale": stale, "log": rows, "optimizer": optimizer_values}
+            )
             write_tsv(out / LOG, rows)
             write_tsv(out / TIMING, timings)
-        log.info("epoch %d: loss %.4f, valid Recall@%d %.4f, NDCG@%d %.4f, %.0f sequences/s, %.1f s", epoch, row["total"],
-                 k, metrics[f"recall@{k}"], k, metrics[f"ndcg@{k}"], timing["sequences_per_s"], timing["seconds"])
+        log.info(
+            "epoch %d: loss %.4f, valid Recall@%d %.4f, NDCG@%d %.4f, %.0f sequences/s, %.1f s",
+            epoch,
+            row["total"],
+            k,
+            metrics[f"recall@{k}"],
+            k,
+            metrics[f"ndcg@{k}"],
+            timing["sequences_per_s"],
+            timing["seconds"],
+        )
     if leader:
         write_json(out / CONFIG, record | {"complete": True})
     distributed.barrier()  # every rank returns once rank 0's last checkpoint is on disk

@@ -32,9 +32,7 @@ SEQUENCES = {str(u): [ITEMS[(3 * u + 2 * k) % len(ITEMS)] for k in range(7)] for
 SEQUENCES["1"].insert(3, NO_TITLE)
 SEQUENCES["2"].insert(5, NO_COVER)
 
-TITLES_BY_ITEM = {
-    item: f"家常菜教程 第{i}集" if i % 2 else f"Street dance tutorial, part {i}" for i, item in enumerate(ITEMS, start=1)
-}
+TITLES_BY_ITEM = {item: f"家常菜教程 第{i}集" if i % 2 else f"Street dance tutorial, part {i}" for i, item in enumerate(ITEMS, start=1)}
 TITLES_BY_ITEM |= {"3": "上海夜景, 延时摄影", "4": "猫咪的一天", NO_COVER: "Morning run without a cover"}
 
 FIRST_VIEW_MS = 1_583_020_800_000
