@@ -23,6 +23,11 @@ ARTICLES_HEADER = (
 )
 
 
+def run_options(run: Path, processed: Path, features: Path, out: Path | None = None) -> list[str]:
+    """The options by which `odmt evaluate` and `odmt recommend` name a trained run and its data."""
+    return ["--run", str(run), "--processed", str(processed), "--features", str(features), *(["--out", str(out)] if out else [])]
+
+
 def jpeg_bytes(size: tuple[int, int] = (12, 18), colour: tuple[int, int, int] = (200, 40, 40)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, format="JPEG")

@@ -24,7 +24,7 @@ from pipeline.models.registry import MODELS
 from pipeline.training.config import TrainConfig
 from pipeline.training.loop import recipe, train
 from stages.cli import app
-from tests.conftest import REPO
+from tests.conftest import REPO, run_options
 from tests.model_fixtures import tiny
 from tests.test_training import QUICK
 
@@ -76,14 +76,7 @@ def odmt_evaluate(data: tuple[Path, Path], run: Path, out: Path) -> Result:
         app,
         [
             "evaluate",
-            "--run",
-            str(run),
-            "--processed",
-            str(processed),
-            "--features",
-            str(features),
-            "--out",
-            str(out),
+            *run_options(run, processed, features, out),
             "--params",
             str(REPO / "params.yaml"),
             "-S",

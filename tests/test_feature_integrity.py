@@ -23,7 +23,7 @@ from pipeline.features.store import (
     write_shard,
 )
 from stages.cli import app
-from tests.conftest import REPO
+from tests.conftest import REPO, run_options
 
 runner = CliRunner()
 PARAMS = ["--params", str(REPO / "params.yaml")]
@@ -196,14 +196,7 @@ def test_evaluate_refuses_damaged_features(tmp_path, trained):
         app,
         [
             "evaluate",
-            "--run",
-            str(run),
-            "--processed",
-            str(processed),
-            "--features",
-            str(tmp_path / "features"),
-            "--out",
-            str(tmp_path / "metrics"),
+            *run_options(run, processed, tmp_path / "features", tmp_path / "metrics"),
             *PARAMS,
         ],
     )
@@ -234,14 +227,7 @@ def test_evaluate_refuses_nan_features_naming_the_item(tmp_path, trained):
         app,
         [
             "evaluate",
-            "--run",
-            str(run),
-            "--processed",
-            str(processed),
-            "--features",
-            str(copy),
-            "--out",
-            str(tmp_path / "metrics"),
+            *run_options(run, processed, copy, tmp_path / "metrics"),
             *PARAMS,
         ],
     )

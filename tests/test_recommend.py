@@ -8,6 +8,7 @@ from pipeline.errors import InputError
 from pipeline.evaluation.config import EvaluateConfig
 from pipeline.evaluation.recommend import COLD_USER, RECOMMENDATIONS, recommend
 from stages.cli import app
+from tests.conftest import run_options
 from tests.test_cli import PARAMS, runner
 
 CONFIG = EvaluateConfig(device="cpu", precision="fp32", cpu_threads=1, users_per_batch=7)
@@ -63,12 +64,7 @@ def test_recommend_command_prints_a_table(data, odmt_run):
         app,
         [
             "recommend",
-            "--run",
-            str(odmt_run),
-            "--processed",
-            str(processed),
-            "--features",
-            str(features),
+            *run_options(odmt_run, processed, features),
             "--user",
             user,
             "--k",
@@ -103,12 +99,7 @@ def test_recommend_refuses_a_user_together_with_a_history(data, odmt_run):
         app,
         [
             "recommend",
-            "--run",
-            str(odmt_run),
-            "--processed",
-            str(processed),
-            "--features",
-            str(features),
+            *run_options(odmt_run, processed, features),
             "--user",
             user,
             "--history",
