@@ -23,7 +23,7 @@ import yaml
 
 from pipeline.dataset.config import PrepareConfig
 from pipeline.errors import ConfigError, Seed, check_ranges
-from pipeline.evaluation.config import EvaluateConfig
+from pipeline.evaluation.config import CaseStudyConfig, EvaluateConfig
 from pipeline.features.config import ExtractConfig
 from pipeline.formats.config import AmazonConfig, HMConfig, MicroLensConfig, OdmtTsvConfig, RecBoleConfig
 from pipeline.models.config import ModelConfig
@@ -99,6 +99,7 @@ class Params:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    case_study: CaseStudyConfig = field(default_factory=CaseStudyConfig)
     experiments: ExperimentsConfig = field(default_factory=ExperimentsConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
 

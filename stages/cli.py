@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import bench, compare, evaluate, export, extract, ingest, prepare, recommend, report, sample, train, tuning
+from stages import bench, case_study, compare, evaluate, export, extract, ingest, prepare, recommend, report, sample, train, tuning
 
 app = typer.Typer(
     help="ODMT pipeline: ingest -> prepare -> extract -> train -> evaluate -> report.",
@@ -20,6 +20,7 @@ app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
 app.command("report")(report.report)
 app.command("recommend")(recommend.recommend)
+app.command("case-study")(case_study.case_study)
 app.add_typer(export.app, name="export")
 app.add_typer(compare.app, name="compare")
 app.add_typer(sample.app, name="sample")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from pipeline.errors import Count, Workers, check_ranges
+from pipeline.errors import Count, Range, Seed, Workers, check_ranges
 from pipeline.runtime import Device, FeatureStorage, Precision
 
 POPULARITY_RANKING = "popularity"  # the popularity baseline's scorer name in metrics.json and ranks.parquet
@@ -29,3 +30,21 @@ class EvaluateConfig:
         check_ranges(self)
         if not self.ks:
             raise ValueError("ks is empty; list the cut-offs of Recall@k and NDCG@k, e.g. [10, 20]")
+
+
+@dataclass(frozen=True)
+class CaseStudyConfig:
+    """`case_study` in params.yaml: the page of `odmt case-study`, a few test users' histories beside each scorer's top k.
+
+    The users are drawn at random (not the best-served ones), so the page shows what the
+    modalities do for a typical user; the seed makes the draw repeatable.
+    """
+
+    users: Count = 5  # test users on the page
+    seed: Seed = 0  # of the draw of those users
+    k: Count = 10  # items listed per scorer
+    thumbnail_px: Annotated[int, Range(16, 1024)] = 96  # a thumbnail's longest side, in pixels
+    jpeg_quality: Annotated[int, Range(1, 95, reason="Pillow's advice: above 95 only grows the file")] = 80
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
