@@ -28,6 +28,7 @@ from pipeline.features.config import ExtractConfig
 from pipeline.formats.config import AmazonConfig, HMConfig, MicroLensConfig, OdmtTsvConfig, RecBoleConfig
 from pipeline.models.config import ModelConfig
 from pipeline.peers.config import CompareConfig
+from pipeline.reporting.config import ReportConfig
 from pipeline.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     case_study: CaseStudyConfig = field(default_factory=CaseStudyConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     experiments: ExperimentsConfig = field(default_factory=ExperimentsConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
 

@@ -1,4 +1,5 @@
-"""`odmt evaluate`: runs/<model>/best.safetensors -> metrics/<model>/ (metrics.json, ranks.parquet, popularity_groups.tsv)."""
+"""`odmt evaluate`: runs/<model>/best.safetensors -> metrics/<model>/ (metrics.json, ranks.parquet, user_metrics.parquet,
+popularity_groups.tsv)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pipeline.capacity import require_disk
 from pipeline.dataset.processed import SEQUENCES_FILE
 from stages.common import Overrides, ParamsFile, params, parquet_rows, print_counts, stage
 
-RANKS_ROW_BYTES = 256  # a row of ranks.parquet, uncompressed: the user id and every scorer's rank, bounded above
+# A user's rows of one split, uncompressed, bounded above: ranks.parquet (the user id and every scorer's rank) and
+# user_metrics.parquet (a row per scorer, at most 5, each with every Recall@k and NDCG@k).
+RANKS_ROW_BYTES = 256 + 5 * 256
 
 
 def evaluate(
@@ -33,7 +36,7 @@ def evaluate(
         require_disk(
             out,
             2 * users * RANKS_ROW_BYTES,
-            f"{out}: the valid and test ranks of {users} users",
+            f"{out}: the valid and test ranks and metrics of {users} users",
             "evaluate.each_branch to false (a rank column per branch)",
         )
         metrics = evaluate_run(run, processed, features, out, config)

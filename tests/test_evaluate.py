@@ -1,7 +1,9 @@
 import json
+import math
 import shutil
 from dataclasses import replace
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -65,6 +67,24 @@ def test_evaluate_writes_metrics_ranks_and_popularity_groups(tmp_path, data, odm
     assert [row["rank_popularity"] for row in test] == expected
     assert metrics["popularity"]["test"]["recall@20"] == pytest.approx(ranking.recall_at(torch.tensor(expected), 20))
     assert len(set(expected)) > 10  # a ranking, not one value for everyone
+
+    # per user: one row per user, split and scorer, whose means are metrics.json's to the last bit
+    by_user = pq.read_table(tmp_path / "user_metrics.parquet")
+    scorers = [name for name in metrics if isinstance(metrics[name], dict)]
+    assert by_user.num_rows == 2 * users * len(scorers) and set(by_user["scorer"].to_pylist()) == set(scorers)
+    keys = set(metrics["ensemble"]["test"])
+    assert set(by_user.column_names) == {"user_idx", "user_id", "split", "scorer", "target"} | keys
+    for split in ("valid", "test"):
+        for scorer in scorers:
+            rows = by_user.filter(pc.and_(pc.equal(by_user["split"], split), pc.equal(by_user["scorer"], scorer)))
+            assert rows["user_idx"].to_pylist() == [row["user_idx"] for row in ranks if row["split"] == split]
+            assert rows["target"].to_pylist() == [row["target"] for row in ranks if row["split"] == split]
+            for key in keys:
+                assert rows[key].to_numpy().mean() == metrics[scorer][split][key], (split, scorer, key)
+    test_rows = by_user.filter(pc.and_(pc.equal(by_user["split"], "test"), pc.equal(by_user["scorer"], "ensemble")))
+    hits = [rank <= 10 for rank in test_ranks.tolist()]
+    assert test_rows["recall@10"].to_pylist() == [float(hit) for hit in hits]
+    assert test_rows["ndcg@10"].to_pylist() == pytest.approx([1 / math.log2(r + 1) if r <= 10 else 0.0 for r in test_ranks.tolist()])
 
     lines = (tmp_path / "popularity_groups.tsv").read_text().splitlines()
     header = lines[0].split("\t")

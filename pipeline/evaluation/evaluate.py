@@ -5,11 +5,14 @@ Writes to the metrics folder:
   metrics.json            Recall@k and NDCG@k on valid and test, for the ensemble (ODMT's
                           prediction), each branch alone, and the popularity ranking (a DVC metric)
   ranks.parquet           one row per user and split: target, its popularity group, its rank per scorer
+  user_metrics.parquet    one row per user, split and scorer: Recall@k and NDCG@k of that user alone, whose means
+                          are metrics.json's; two runs on the same processed set compare user by user (odmt report)
   popularity_groups.tsv   test metrics per item-popularity group (paper Figure 4; a DVC plot)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,6 @@ from pipeline.evaluation.ranking import (
     inference_model,
     item_embeddings,
     rank_task,
-    ranking_metrics,
     scorers,
     test_task,
     validation_task,
@@ -34,7 +36,19 @@ from pipeline.evaluation.ranking import (
 from pipeline.models.checkpoints import load_run
 from pipeline.runtime import resolve_device, set_up_cpu_process
 
-METRICS, RANKS, POPULARITY = "metrics.json", "ranks.parquet", "popularity_groups.tsv"
+METRICS, RANKS, USER_METRICS, POPULARITY = "metrics.json", "ranks.parquet", "user_metrics.parquet", "popularity_groups.tsv"
+
+
+def per_user_metrics(ranks: torch.Tensor, ks: Sequence[int]) -> dict[str, np.ndarray]:
+    """Each user's Recall@k (1 if the target ranks in the top k, else 0) and NDCG@k (1 / log2(rank + 1) there, else 0),
+    in float64: metrics.json and popularity_groups.tsv hold their means, so a mean of user_metrics.parquet equals them."""
+    rank = ranks.cpu().numpy().astype(np.float64)
+    recall = {f"recall@{k}": (rank <= k).astype(np.float64) for k in ks}
+    return recall | {f"ndcg@{k}": np.where(rank <= k, 1.0 / np.log2(rank + 1.0), 0.0) for k in ks}
+
+
+def mean_metrics(per_user: dict[str, np.ndarray]) -> dict[str, float]:
+    return {key: float(values.mean()) for key, values in per_user.items()}
 
 
 def popularity_groups(train_count: np.ndarray, groups: int) -> np.ndarray:
@@ -63,14 +77,15 @@ def group_metrics(
             "min_train_count": int(counts.min()) if len(counts) else 0,
             "max_train_count": int(counts.max()) if len(counts) else 0,
         }
-        metrics = ranking_metrics(ranks[members], config.ks) if row["users"] else dict.fromkeys(ranking_metrics(ranks[:1], config.ks), 0.0)
-        rows.append(row | metrics)
+        per_user = per_user_metrics(ranks[members], config.ks)
+        rows.append(row | (mean_metrics(per_user) if row["users"] else dict.fromkeys(per_user, 0.0)))
     return rows
 
 
 @torch.no_grad()
 def evaluate(run: Path, processed: Path, features: Path, out: Path, config: EvaluateConfig) -> dict[str, Any]:
-    """Rank valid and test targets with best.safetensors; write metrics.json, ranks.parquet and popularity_groups.tsv to `out`."""
+    """Rank valid and test targets with best.safetensors; write metrics.json, ranks.parquet, user_metrics.parquet and
+    popularity_groups.tsv to `out`."""
     set_up_cpu_process(config.cpu_threads)
     device = resolve_device(config.device)
     items_table, sequences = read_processed(processed)
@@ -90,12 +105,17 @@ def evaluate(run: Path, processed: Path, features: Path, out: Path, config: Eval
 
     metrics: dict[str, Any] = {"epoch": epoch, "users": sequences.num_rows, "items": items_table.num_rows}
     columns: dict[str, list[Any]] = {}
+    by_user: list[pa.Table] = []  # user_metrics.parquet: per split, per scorer, every user in sequences.parquet's order
     for split, make_task in (("valid", validation_task), ("test", test_task)):
         task = make_task(sequences, model.config.positions, config.exclude_history)
         ranks = rank_task(model, task, items, by, config.users_per_batch, config.items_per_batch)
         ranks |= rank_task(popularity, task, popularity_items, by_popularity, config.users_per_batch, config.items_per_batch)
         for name, scorer_ranks in ranks.items():
-            metrics.setdefault(name, {})[split] = ranking_metrics(scorer_ranks, config.ks)
+            per_user = per_user_metrics(scorer_ranks, config.ks)
+            metrics.setdefault(name, {})[split] = mean_metrics(per_user)
+            users = {"user_idx": sequences["user_idx"], "user_id": sequences["user_id"]}
+            cases = {"split": [split] * sequences.num_rows, "scorer": [name] * sequences.num_rows, "target": task.targets.numpy()}
+            by_user.append(pa.table(users | cases | per_user))
         split_columns = {
             "user_idx": sequences["user_idx"].to_pylist(),
             "user_id": sequences["user_id"].to_pylist(),
@@ -111,5 +131,6 @@ def evaluate(run: Path, processed: Path, features: Path, out: Path, config: Eval
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / METRICS, metrics)
     write_parquet(out / RANKS, pa.table(columns))
+    write_parquet(out / USER_METRICS, pa.concat_tables(by_user))
     write_tsv(out / POPULARITY, groups)
     return metrics
