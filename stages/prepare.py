@@ -1,4 +1,4 @@
-"""`odmt prepare`: interim/ -> processed/ (filters, re-index, leave-one-out, stats.json)."""
+"""`odmt prepare`: interim/ -> processed/ (filters, re-index, the split, stats.json)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def prepare(
     params_file: ParamsFile = Path("params.yaml"),
     overrides: Overrides = None,
 ) -> None:
-    """Apply the paper's filters and the leave-one-out split."""
+    """Apply the paper's filters and the split (`prepare.split`: leave-one-out or temporal)."""
     with stage("prepare"):
         config = params(params_file, overrides).prepare
         check_output(out, folder=True)

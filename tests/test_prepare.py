@@ -3,6 +3,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -127,6 +128,62 @@ def test_equal_timestamps_keep_source_order(tmp_path):
     id_of = {row["item_idx"]: row["item_id"] for row in items_table}
     sequence = pq.read_table(tmp_path / "processed" / "sequences.parquet")["items"][0].as_py()
     assert [id_of[i] for i in sequence] == ["a", "d", "c", "b", "e"]
+
+
+def prepare_rows(tmp_path, rows, config=PrepareConfig(min_user_interactions=3)):
+    """prepare on interim interactions in the order of `rows` (user, item, timestamp); the processed folder."""
+    interactions = pa.table({k: list(v) for k, v in zip(("user_id", "item_id", "timestamp"), zip(*rows))})
+    items = good_items(tmp_path / "raw", sorted({item for _, item, _ in rows}))
+    table = pa.table({"item_id": list(items), "text": [t for t, _ in items.values()], "image_path": [p for _, p in items.values()]})
+    write_interim(tmp_path / "interim", interactions, table, {})
+    prepare(tmp_path / "interim", tmp_path / "raw", tmp_path / "processed", config)
+    return tmp_path / "processed"
+
+
+def test_ties_in_time_keep_the_source_order_and_only_that_order_matters(tmp_path):
+    """The documented order of one user's equal timestamps is the interim table's (the source's) row order: moving
+    every other row leaves the processed tables byte for byte; reversing only the ties reverses them, nothing else."""
+    days = {"u": [1, 2, 2, 2, 3, 4, 4], "v": [5, 5, 6, 7, 7, 7], "w": [1, 3, 5, 7, 9]}
+    rows = [(user, f"{user}{n}", day) for user, ds in days.items() for n, day in enumerate(ds)]
+    rng = np.random.default_rng(0)
+    ties = {}
+    for row in rows:
+        ties.setdefault((row[0], row[2]), []).append(row)
+
+    def with_ties_in(order, tie_order):
+        """`order` of the rows, but each tie group's rows, where they fall, in `tie_order` (a function of the group)."""
+        slots = {key: iter(tie_order(group)) for key, group in ties.items()}
+        return [next(slots[(user, day)]) for user, _, day in order]
+
+    expected = {user: [f"{user}{n}" for n in range(len(ds))] for user, ds in days.items()}
+    reversed_ties = {
+        user: [item for day in sorted(set(ds)) for item in reversed([i for u, i, d in rows if u == user and d == day])]
+        for user, ds in days.items()
+    }
+    source = prepare_rows(tmp_path / "source", rows)
+    for attempt in range(3):
+        moved = prepare_rows(tmp_path / f"moved{attempt}", with_ties_in(rng.permutation(np.array(rows, dtype=object)).tolist(), list))
+        for name in ("items.parquet", "sequences.parquet"):
+            assert (moved / name).read_bytes() == (source / name).read_bytes(), name
+    flipped = prepare_rows(tmp_path / "flipped", with_ties_in(rows, lambda group: group[::-1]))
+    for folder, wanted in ((source, expected), (flipped, reversed_ties)):
+        items_table, sequences = read_processed(folder)
+        id_of = dict(zip(items_table["item_idx"].to_pylist(), items_table["item_id"].to_pylist()))
+        assert {row["user_id"]: [id_of[i] for i in row["items"]] for row in sequences.to_pylist()} == wanted
+    assert reversed_ties["u"] == ["u0", "u3", "u2", "u1", "u4", "u6", "u5"]
+
+
+def test_stats_count_the_targets_tied_in_time(tmp_path):
+    days = {"u": [1, 2, 3, 4, 5, 5], "v": [1, 2, 3, 4, 4, 6], "w": [1, 2, 3, 4, 5, 6]}
+    rows = [(user, f"{user}{n}", day) for user, ds in days.items() for n, day in enumerate(ds)]
+    stats = json.loads((prepare_rows(tmp_path, rows) / STATS_FILE).read_text())
+    # u: valid and test share day 5 (test tied with its input, valid with the next); v: valid shares day 4 with its input
+    assert stats["targets_tied_in_time"] == {
+        "valid": {"targets": 3, "with_input": 1, "share_with_input": 0.3333, "with_next": 1},
+        "test": {"targets": 3, "with_input": 1, "share_with_input": 0.3333, "with_next": 0},
+    }
+    assert stats["split"] == {"name": "leave_one_out"}
+    assert stats["targets"]["test"] == {"targets": 3, "users_without_training": 0, "items_without_training": 3}
 
 
 def test_repeated_items_last_makes_every_target_new(tmp_path):

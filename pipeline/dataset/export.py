@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.artifacts import atomic_path
-from pipeline.dataset.processed import read_processed
+from pipeline.dataset.processed import SEQUENCES_FILE, has_split_columns, read_processed
 from pipeline.errors import InputError
 from pipeline.formats.recbole import INTER_SUFFIX, ITEM_SUFFIX
 
@@ -35,6 +35,11 @@ def export_recbole(processed: Path, out: Path, name: str) -> dict[str, int]:
     then exactly our leave_one_out.
     """
     items, sequences = read_processed(processed)
+    if has_split_columns(sequences):
+        raise InputError(
+            f"{processed / SEQUENCES_FILE}: its split is written out (prepare.split: temporal), which RecBole's leave-one-out "
+            "(LS valid_and_test) does not reproduce. Export a set prepared with prepare.split=leave_one_out."
+        )
     item_ids = {idx: recbole_token(item, processed) for idx, item in zip(items["item_idx"].to_pylist(), items["item_id"].to_pylist())}
     interactions = 0
     with atomic_path(out / f"{name}{INTER_SUFFIX}") as tmp, tmp.open("w", encoding="utf-8", newline="\n") as file:

@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.dataset.prepare import processed_stats
-from pipeline.dataset.processed import SEQUENCES_FILE, read_processed, train_counts, write_processed
+from pipeline.dataset.processed import SEQUENCES_FILE, has_split_columns, read_processed, train_counts, write_processed
 from pipeline.errors import InputError
 
 
@@ -32,6 +32,11 @@ def write_tuning_set(processed: Path, out: Path) -> dict[str, Any]:
     if processed.resolve() == out.resolve():
         raise InputError(f"{out}: the tuning set would overwrite the processed set it is cut from. Pass another --out.")
     items, sequences = read_processed(processed)
+    if has_split_columns(sequences):
+        raise InputError(
+            f"{processed / SEQUENCES_FILE}: its split is written out (prepare.split: temporal), and the tuning set shifts a "
+            "leave-one-out split only. Choose on that set's valid split, or prepare with prepare.split=leave_one_out."
+        )
     shortened = [items_of_user[:-1] for items_of_user in sequences["items"].to_pylist()]
     too_short = [user for user, kept in zip(sequences["user_id"].to_pylist(), shortened) if len(kept) < 3]
     if too_short:

@@ -105,21 +105,22 @@ def evaluate(run: Path, processed: Path, features: Path, out: Path, config: Eval
 
     metrics: dict[str, Any] = {"epoch": epoch, "users": sequences.num_rows, "items": items_table.num_rows}
     columns: dict[str, list[Any]] = {}
-    by_user: list[pa.Table] = []  # user_metrics.parquet: per split, per scorer, every user in sequences.parquet's order
+    by_user: list[pa.Table] = []  # user_metrics.parquet: per split, per scorer, every user with a target there
     for split, make_task in (("valid", validation_task), ("test", test_task)):
         task = make_task(sequences, model.config.positions, config.exclude_history)
         ranks = rank_task(model, task, items, by, config.users_per_batch, config.items_per_batch)
         ranks |= rank_task(popularity, task, popularity_items, by_popularity, config.users_per_batch, config.items_per_batch)
+        users = sequences.take(task.rows().numpy())  # the users with a target in this split
         for name, scorer_ranks in ranks.items():
             per_user = per_user_metrics(scorer_ranks, config.ks)
             metrics.setdefault(name, {})[split] = mean_metrics(per_user)
-            users = {"user_idx": sequences["user_idx"], "user_id": sequences["user_id"]}
-            cases = {"split": [split] * sequences.num_rows, "scorer": [name] * sequences.num_rows, "target": task.targets.numpy()}
-            by_user.append(pa.table(users | cases | per_user))
+            ids = {"user_idx": users["user_idx"], "user_id": users["user_id"]}
+            cases = {"split": [split] * users.num_rows, "scorer": [name] * users.num_rows, "target": task.targets.numpy()}
+            by_user.append(pa.table(ids | cases | per_user))
         split_columns = {
-            "user_idx": sequences["user_idx"].to_pylist(),
-            "user_id": sequences["user_id"].to_pylist(),
-            "split": [split] * sequences.num_rows,
+            "user_idx": users["user_idx"].to_pylist(),
+            "user_id": users["user_id"].to_pylist(),
+            "split": [split] * users.num_rows,
             "target": task.targets.tolist(),
             "popularity_group": group[task.targets.numpy()].tolist(),
         } | {f"rank_{name}": r.tolist() for name, r in ranks.items()}

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 import torch
 from torch import nn
 
-from pipeline.dataset.processed import leave_one_out, left_pad
+from pipeline.dataset.processed import NO_TARGET, TargetSplit, left_pad, user_splits
 from pipeline.errors import InputError
 from pipeline.evaluation.config import POPULARITY_RANKING
 from pipeline.models.base import Ranker, Recommender
@@ -32,11 +32,17 @@ class RankingTask:
     histories: torch.Tensor  # (U, positions) left-padded
     targets: torch.Tensor  # (U,)
     exclude: list[list[int]]
+    users: torch.Tensor | None = None  # (U,) each target's row in sequences.parquet; None: row i is target i's
+
+    def rows(self) -> torch.Tensor:
+        """Each target's row in sequences.parquet."""
+        return self.users if self.users is not None else torch.arange(len(self.targets))
 
     def share(self, rank: int, world_size: int) -> RankingTask:
         """The rank-th of world_size contiguous parts of the users: concatenated in rank order, they are the task."""
         start, stop = len(self.targets) * rank // world_size, len(self.targets) * (rank + 1) // world_size
-        return RankingTask(self.histories[start:stop], self.targets[start:stop], self.exclude[start:stop])
+        users = None if self.users is None else self.users[start:stop]
+        return RankingTask(self.histories[start:stop], self.targets[start:stop], self.exclude[start:stop], users)
 
 
 def ranking_task(inputs: Sequence[Sequence[int]], targets: Sequence[int], positions: int, exclude_history: bool) -> RankingTask:
@@ -47,16 +53,29 @@ def ranking_task(inputs: Sequence[Sequence[int]], targets: Sequence[int], positi
     )
 
 
+def split_task(sequences: pa.Table, split: TargetSplit, positions: int, exclude_history: bool = True) -> RankingTask:
+    """Every user with a `split` target, as the split written in `sequences` places it (leave-one-out where
+    it writes none): input the user's items before the target, at most the last `positions`."""
+    at = user_splits(sequences).at(split)
+    users = (at != NO_TARGET).nonzero()[0]
+    if not len(users):
+        raise InputError(f"sequences.parquet: no user has a {split} target. Prepare the set again (`odmt prepare`), with other cuts.")
+    lists = sequences["items"].to_pylist()
+    inputs = [lists[u][: at[u]] for u in users]
+    targets = [lists[u][at[u]] for u in users]
+    return replace(ranking_task(inputs, targets, positions, exclude_history), users=torch.from_numpy(users))
+
+
 def validation_task(sequences: pa.Table, positions: int, exclude_history: bool = True) -> RankingTask:
-    """Input: the training part; target: the second-to-last item. The test item is never read."""
-    splits = [leave_one_out(s) for s in sequences["items"].to_pylist()]
-    return ranking_task([s.train for s in splits], [s.valid for s in splits], positions, exclude_history)
+    """Each user's valid target, input the items before it: under leave-one-out the second-to-last item after the
+    training part, under a temporal split the first after the first cut. No test target is read."""
+    return split_task(sequences, "valid", positions, exclude_history)
 
 
 def test_task(sequences: pa.Table, positions: int, exclude_history: bool = True) -> RankingTask:
-    """Input: the training part and the valid item; target: the last item."""
-    splits = [leave_one_out(s) for s in sequences["items"].to_pylist()]
-    return ranking_task([[*s.train, s.valid] for s in splits], [s.test for s in splits], positions, exclude_history)
+    """Each user's test target, input the items before it: under leave-one-out the last item after the training
+    part and the valid item, under a temporal split the first after the second cut after everything before it."""
+    return split_task(sequences, "test", positions, exclude_history)
 
 
 def scorers(branches: Sequence[str], each_branch: bool) -> dict[str, list[str]]:

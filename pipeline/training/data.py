@@ -1,12 +1,12 @@
-"""Training sequences, cut from the leave-one-out split (never the valid or the test target), and each
-epoch's batches, the same for one process or many."""
+"""Training sequences, cut from each user's training part of the split (never a valid or a test target, nor
+what follows one), and each epoch's batches, the same for one process or many."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 import torch
 
-from pipeline.dataset.processed import leave_one_out, left_pad
+from pipeline.dataset.processed import left_pad, user_splits
 from pipeline.training.config import Instances
 
 
@@ -20,8 +20,12 @@ def training_sequences(sequences: pa.Table, positions: int, instances: Instances
     user's row in "positions" trains its earlier targets at earlier positions. In-batch, a
     prefix masks only its own items as false negatives: the user's later items are
     negatives, as every item is in RecBole's CE.
+
+    The training part is the split's (sequences.parquet): under leave-one-out all but the last two items;
+    under a temporal split the interactions before the first cut. A user without one adds no row.
     """
-    parts = [leave_one_out(s).train for s in sequences["items"].to_pylist()]
+    ends = user_splits(sequences).train_end.tolist()
+    parts = [items[:end] for items, end in zip(sequences["items"].to_pylist(), ends) if end > 0]
     if instances == "prefixes":
         parts = [part[:end] for part in parts for end in range(2, len(part) + 1)]
     return torch.tensor([left_pad(part, positions + 1) for part in parts], dtype=torch.long)
