@@ -37,6 +37,7 @@ from pipeline.dataset.processed import (
     SEQUENCES,
     SPLIT_SEQUENCES,
     TargetSplit,
+    UserSplits,
     flattened,
     train_counts,
     user_splits,
@@ -101,9 +102,9 @@ def prepare(interim: Path, raw: Path, out: Path, config: PrepareConfig) -> dict[
     rows = UserRows.of(user)
     targets, split, split_drops = split_targets(interim, rows, timestamp, config)
     drops |= split_drops
-    start = np.maximum(targets.end - config.max_sequence_length, 0)  # each user's last max_sequence_length rows up to end
-    keep = rows.window(start, targets.end)
-    kept = targets.from_row(start)
+    start = np.maximum(targets.lengths - config.max_sequence_length, 0)  # each user's last max_sequence_length rows up to end
+    keep = rows.window(start, targets.lengths)
+    kept = from_row(targets, start)
     drops["max_sequence_length"] = {"interactions": int(start.sum())}
     temporal = config.split == "temporal"
     if temporal:
@@ -165,30 +166,17 @@ class UserRows:
         return keep
 
 
-@dataclass(frozen=True)
-class Targets:
-    """Per user, positions among their rows: rows[:train_end] train; rows[valid_at] and rows[test_at] are the
-    targets (NO_TARGET: none), each with the rows before it as its input; nothing reads rows[end:]."""
-
-    train_end: np.ndarray
-    valid_at: np.ndarray
-    test_at: np.ndarray
-    end: np.ndarray
-
-    def at(self, split: TargetSplit) -> np.ndarray:
-        return self.valid_at if split == "valid" else self.test_at
-
-    def from_row(self, start: np.ndarray) -> Targets:
-        """The positions once each user's rows before `start` are gone; a valid target left without an input is
-        none (a test target keeps one: it stays where it was, or is the last of max_sequence_length >= 3 rows)."""
-        valid_at = np.where(self.valid_at - start >= 1, self.valid_at - start, NO_TARGET)
-        test_at = np.where(self.test_at != NO_TARGET, self.test_at - start, NO_TARGET)
-        return Targets(np.maximum(self.train_end - start, 0), valid_at, test_at, self.end - start)
+def from_row(targets: UserSplits, start: np.ndarray) -> UserSplits:
+    """The positions once each user's rows before `start` are gone; a valid target left without an input is
+    none (a test target keeps one: it stays where it was, or is the last of max_sequence_length >= 3 rows)."""
+    valid_at = np.where(targets.valid_at - start >= 1, targets.valid_at - start, NO_TARGET)
+    test_at = np.where(targets.test_at != NO_TARGET, targets.test_at - start, NO_TARGET)
+    return UserSplits(targets.lengths - start, np.maximum(targets.train_end - start, 0), valid_at, test_at)
 
 
 def split_targets(
     interim: Path, rows: UserRows, timestamp: np.ndarray, config: PrepareConfig
-) -> tuple[Targets, dict[str, Any], dict[str, dict[str, int]]]:
+) -> tuple[UserSplits, dict[str, Any], dict[str, dict[str, int]]]:
     """The targets of `config.split`, what stats.json says of the split, and the split's drops."""
     if config.split == "leave_one_out":
         return leave_one_out_targets(rows), {"name": config.split}, {}
@@ -204,13 +192,13 @@ def split_targets(
     if not all(split["interactions"].values()):
         raise InputError(temporal_cuts_message(interim, config, split))
     targets, without_input = temporal_targets(rows, period)
-    drops = {"after_last_target": {"interactions": int((rows.sizes - targets.end).sum()), "users": int((targets.end == 0).sum())}}
+    drops = {"after_last_target": {"interactions": int((rows.sizes - targets.lengths).sum()), "users": int((targets.lengths == 0).sum())}}
     return targets, split, drops | {"targets_without_input": without_input}
 
 
-def leave_one_out_targets(rows: UserRows) -> Targets:
+def leave_one_out_targets(rows: UserRows) -> UserSplits:
     """Every user's last row tests, the one before validates, the rest trains."""
-    return Targets(rows.sizes - 2, rows.sizes - 2, rows.sizes - 1, rows.sizes.copy())
+    return UserSplits(rows.sizes.copy(), rows.sizes - 2, rows.sizes - 2, rows.sizes - 1)
 
 
 def temporal_cuts(timestamp: np.ndarray, quantiles: tuple[float, ...]) -> list[int]:
@@ -221,7 +209,7 @@ def temporal_cuts(timestamp: np.ndarray, quantiles: tuple[float, ...]) -> list[i
     return [int(t) for t in np.partition(timestamp, ranks)[ranks]]
 
 
-def temporal_targets(rows: UserRows, period: np.ndarray) -> tuple[Targets, dict[str, int]]:
+def temporal_targets(rows: UserRows, period: np.ndarray) -> tuple[UserSplits, dict[str, int]]:
     """Each user's first interaction between the cuts validates and their first after the second cut tests, if an
     earlier interaction of theirs is there to be its input; the interactions before the first cut train.
 
@@ -238,7 +226,7 @@ def temporal_targets(rows: UserRows, period: np.ndarray) -> tuple[Targets, dict[
         "valid": int(((per_period[:, 1] > 0) & (train_end == 0)).sum()),
         "test": int(((per_period[:, 2] > 0) & (first_test == 0)).sum()),
     }
-    return Targets(train_end, valid_at, test_at, end), without_input
+    return UserSplits(end, train_end, valid_at, test_at), without_input
 
 
 def temporal_cuts_message(interim: Path, config: PrepareConfig, split: dict[str, Any]) -> str:
@@ -263,7 +251,7 @@ def tied_in_time(rows: UserRows, timestamp: np.ndarray) -> tuple[np.ndarray, np.
     return same, np.r_[same[1:], False]
 
 
-def tied_targets(rows: UserRows, kept: Targets, start: np.ndarray, timestamp: np.ndarray) -> dict[str, dict[str, Any]]:
+def tied_targets(rows: UserRows, kept: UserSplits, start: np.ndarray, timestamp: np.ndarray) -> dict[str, dict[str, Any]]:
     """Per split, the targets whose order in time is a tie, so that the documented order (the source's) decided it:
     sharing their timestamp with an input item of their user (the row before: rows are in time order), or with
     their user's next interaction (under temporal, another candidate for the first after the cut)."""
@@ -364,7 +352,7 @@ def reindex(
     user_ids: list[str],
     item_ids: list[str],
     items: pa.Table,
-    split: tuple[np.ndarray, Targets] | None = None,
+    split: tuple[np.ndarray, UserSplits] | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     """Processed tables: items 1..N and users 0..U-1, both in order of their original id.
 
