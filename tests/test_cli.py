@@ -85,6 +85,30 @@ def test_bench_evaluate_ranks_synthetic_catalogues():
     assert "users_ranked_per_s" in result.output
 
 
+def test_bench_train_times_the_training_step_with_and_without_deduplication(tmp_path):
+    result = runner.invoke(app, ["sample", "synthetic", "--out", str(tmp_path), "--users", "40", "--items", "60"])
+    assert result.exit_code == 0, result.output
+    settings = ["-S", "model.hidden_size=16", "-S", "train.batch_size=8", "-S", "train.device=cpu"]
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "train",
+            "--processed",
+            str(tmp_path / "processed"),
+            "--features",
+            str(tmp_path / "features"),
+            "--steps",
+            "2",
+            *PARAMS,
+            *settings,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "deduplicate_items=True" in result.output and "deduplicate_items=False" in result.output
+    assert "train_sequences_per_s" in result.output, result.output
+
+
 def test_messages_print_emoji_codes_and_brackets_as_text(tmp_path):
     raw = tmp_path / "hm:train:[b]"  # rich would print `:train:` as an emoji and swallow `[b]`
     raw.mkdir()

@@ -71,3 +71,23 @@ def test_no_learned_table_keeps_nn_embeddings_default_initialisation(name, monke
     assert tables  # every model has an ID table or a position table
     for key, table in tables.items():
         assert table.weight.isfinite().all(), f"{name}: {key} keeps nn.Embedding's default initialisation"
+
+
+SEQUENCES = torch.tensor([[0, 0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 1, 2], [0, 0, 0, 0, 3, 5, 7]])
+
+
+@pytest.mark.parametrize("name", ["odmt", "sasrec", "fdsa", "unisrec", "sasrec_ef"])
+def test_every_attention_layer_follows_model_attention_and_both_train_the_same(name):
+    """model.attention reaches every layer, and explicit and SDPA give one loss and one gradient (dropout 0)."""
+    results = []
+    for attention in ("explicit", "sdpa"):
+        torch.manual_seed(0)
+        model = build_model(tiny(name=name, dropout=0.0, attention=attention), random_features(10)).train()
+        layers = [m for m in model.modules() if hasattr(m, "implementation")]
+        assert layers and all(m.implementation == attention for m in layers)
+        loss, _ = model(SEQUENCES, epoch=3)
+        loss.backward()
+        results.append((loss, [p.grad for p in model.parameters() if p.grad is not None]))
+    (explicit, explicit_grads), (sdpa, sdpa_grads) = results
+    assert torch.allclose(explicit, sdpa, atol=1e-5)
+    assert len(explicit_grads) == len(sdpa_grads) and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(explicit_grads, sdpa_grads))

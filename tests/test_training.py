@@ -1,4 +1,6 @@
 import csv
+import math
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,10 +17,11 @@ from pipeline.features.items import load_item_features
 from pipeline.models.checkpoints import BEST, LAST, load_weights
 from pipeline.models.id_only import IDOnly
 from pipeline.models.objective import Objective
-from pipeline.models.registry import MODELS
+from pipeline.models.registry import MODELS, build_model
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import training_sequences
-from pipeline.training.loop import train, validate
+from pipeline.training.loop import train, training_step, validate
+from tests.conftest import REPO
 from tests.model_fixtures import random_features, tiny
 
 QUICK = TrainConfig(epochs=4, batch_size=32, learning_rate=3e-3, patience=100, device="cpu", precision="fp32", cpu_threads=1)
@@ -139,3 +142,32 @@ def test_prefix_instances_are_trained_where_ranking_reads_the_user():
     items = model.all_item_embeddings()
     ranked = model.user_embeddings(rows[:, :-1], items)["id"] @ items["id"][1:].T  # what ranking scores, by row
     assert torch.allclose(loss, torch.nn.functional.cross_entropy(ranked, rows[:, -1] - 1), atol=1e-6)
+
+
+HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__")
+CPU_ONLY_READS = {"Dropout.forward", "ODMT.encode_items"}  # behind `device.type == "cpu"`: free on the host, skipped elsewhere
+
+
+@pytest.mark.parametrize("name", ["odmt", "sasrec", "sasrec_lf"])
+def test_a_training_step_reads_nothing_back_from_the_device(monkeypatch, name):
+    """Every value the project's code reads back to the host in one step, counted on CPU (on CUDA each would wait for the device)."""
+    torch.manual_seed(0)
+    model = build_model(tiny(name=name), random_features(10)).train()
+    optimizer = torch.optim.AdamW(model.parameters())
+    sequences = torch.tensor([[0, 0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 1, 2], [0, 0, 0, 0, 3, 5, 7]])
+    reads: list[str] = []
+    for method in HOST_READS:
+        original = getattr(torch.Tensor, method)
+
+        def counted(tensor, *args, _original=original, **kwargs):
+            caller = sys._getframe(1)
+            if Path(caller.f_code.co_filename).is_relative_to(REPO / "pipeline"):
+                reads.append(caller.f_code.co_qualname)
+            return _original(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, method, counted)
+    parts, targets = training_step(model, optimizer, torch.amp.GradScaler(enabled=False), sequences, 3, Objective(), 1e-3, QUICK)
+    monkeypatch.undo()
+    assert set(reads) <= CPU_ONLY_READS, reads
+    assert all(value.ndim == 0 for value in parts.values()) and targets.item() == 12
+    assert math.isfinite(parts["total"].item())

@@ -1,5 +1,8 @@
+import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pipeline.models.transformer import Dropout, MultiHeadAttention, Transformer, key_padding
 
@@ -26,13 +29,48 @@ def test_dropout_drops_each_element_independently_with_probability_p():
     assert torch.equal(dropout.eval()(x), x)
 
 
-def test_written_out_training_attention_equals_sdpa():
+def attention_pair() -> tuple[MultiHeadAttention, MultiHeadAttention]:
+    """The same weights computed written out and by scaled_dot_product_attention."""
+    torch.manual_seed(1)
+    explicit = MultiHeadAttention(hidden_size=8, heads=2, dropout=0.0)
+    sdpa = copy.deepcopy(explicit)
+    explicit.implementation, sdpa.implementation = "explicit", "sdpa"
+    return explicit, sdpa
+
+
+@pytest.mark.parametrize("queries", [None, [0, 4]])
+def test_explicit_and_sdpa_attention_give_the_same_outputs_and_gradients(queries):
     x, allowed = padded_batch()
+    results = []
+    for attention in attention_pair():
+        inputs = x.clone().requires_grad_()
+        attention.train()(inputs, allowed, queries).square().sum().backward()
+        results.append((inputs.grad, *(p.grad for p in attention.parameters())))
+    for explicit, sdpa in zip(*results):
+        assert torch.allclose(explicit, sdpa, atol=1e-5)
+
+
+@pytest.mark.parametrize("implementation", ["explicit", "sdpa"])
+def test_both_attentions_drop_probabilities_in_training_only(implementation):
+    x, allowed = padded_batch()
+    attention = MultiHeadAttention(hidden_size=8, heads=2, dropout=0.5)
+    attention.implementation = implementation
+    assert not torch.allclose(attention.train()(x, allowed), attention.train()(x, allowed))  # a fresh mask each call
+    assert torch.equal(attention.eval()(x, allowed), attention.eval()(x, allowed))
+
+
+def test_auto_writes_attention_out_only_when_training_on_cpu(monkeypatch):
+    x, allowed = padded_batch()
+    calls = []
+    fused = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or fused(*a, **k))
     attention = MultiHeadAttention(hidden_size=8, heads=2, dropout=0.0)
-    for queries in (None, [0, 4]):
-        written_out = attention.train()(x, allowed, queries)  # the CPU training path
-        fused = attention.eval()(x, allowed, queries)  # scaled_dot_product_attention
-        assert torch.allclose(written_out, fused, atol=1e-6)
+    assert attention.implementation == "auto"
+    attention.train()(x, allowed)
+    assert not calls
+    attention.eval()(x, allowed)
+    assert len(calls) == 1
+    assert not attention.explicit(torch.device("cuda")) and attention.train().explicit(torch.device("cpu"))
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -59,9 +97,12 @@ def test_pre_ln_keeps_the_residual_stream_unnormalised_and_normalises_once_at_th
     assert torch.allclose(pre(x, allowed), normalised, atol=1e-5) and torch.allclose(post(x, allowed), normalised, atol=1e-5)
 
 
-def test_padding_keys_are_blocked():
+@pytest.mark.parametrize("implementation", ["explicit", "sdpa"])
+def test_padding_keys_are_blocked(implementation):
     x, allowed = padded_batch()
     transformer = Transformer(layers=2, hidden_size=8, heads=2, dropout=0.0, layer_norm_eps=1e-6).eval()
+    for layer in transformer.layers:
+        layer.attention.implementation = implementation
     changed = x.clone()
     changed[1, 5:] = torch.randn(2, 8)  # the second sequence's padding
     assert torch.allclose(transformer(x, allowed)[1, :5], transformer(changed, allowed)[1, :5], atol=1e-6)

@@ -19,7 +19,7 @@ from pipeline.features.items import ItemFeatures
 from pipeline.models.config import ModelConfig
 from pipeline.models.gru4rec import GRU4Rec
 from pipeline.models.nextitnet import NextItNet
-from pipeline.models.objective import Candidates, Objective, candidate_logits, candidates, cross_entropy
+from pipeline.models.objective import Candidates, Objective, TrainingLoss, candidate_logits, candidates, cross_entropy
 from pipeline.models.sasrec import SASRec
 
 
@@ -101,8 +101,11 @@ class Recommender(Ranker, nn.Module):
     def item_catalogue(self) -> dict[str, torch.Tensor]:
         """{branch: (N + 1, d)} of every item, with gradients: the full softmax's candidates."""
 
-    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
-        """sequences (B, L + 1) left-padded; the objective's targets predict the next -> (loss, its logged parts)."""
+    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> TrainingLoss:
+        """sequences (B, L + 1) left-padded; the objective's targets predict the next -> (loss, its logged parts).
+
+        The parts stay on the device (detached scalars): the loop sums them there and reads them once an epoch.
+        """
         return single_loss(*self.training_logits(sequences, objective))
 
     def training_logits(self, sequences: torch.Tensor, objective: Objective) -> tuple[dict[str, torch.Tensor], Candidates]:
@@ -134,11 +137,11 @@ class Recommender(Ranker, nn.Module):
         }
 
 
-def single_loss(logits: dict[str, torch.Tensor], scored: Candidates) -> tuple[torch.Tensor, dict[str, float]]:
+def single_loss(logits: dict[str, torch.Tensor], scored: Candidates) -> TrainingLoss:
     """One CE on one set of logits (late fusion, and every single-branch model), logged as ce_<name>."""
     ((name, z),) = logits.items()
     loss = cross_entropy(z, scored)
-    return loss, {f"ce_{name}": loss.item(), "total": loss.item()}
+    return loss, {f"ce_{name}": loss.detach(), "total": loss.detach()}
 
 
 def user_encoder(config: ModelConfig) -> nn.Module:

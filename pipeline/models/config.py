@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pipeline.errors import Count, Positive, Probability, Range, check_ranges
 
 PositionsFrom = Literal["latest", "oldest"]  # model.positions_from: SASRec's position 0 (see pipeline/models/sasrec.py)
+Attention = Literal["auto", "sdpa", "explicit"]  # model.attention: how every attention layer computes (same result)
 Backbone = Literal["sasrec", "gru4rec", "nextitnet"]  # model.user_encoder, and the ID-only baselines' model.name
 # model.name: ODMT; an ID-only baseline of that backbone; FDSA; UniSRec; or SASRec+LF / SASRec+EF (late / early fusion)
 ModelName = Literal["odmt", "sasrec", "gru4rec", "nextitnet", "fdsa", "unisrec", "sasrec_lf", "sasrec_ef"]
@@ -58,6 +59,7 @@ class ModelConfig:
     deduplicate_items: bool = True  # encode each distinct item of a batch once (same result, faster)
     # training: the IMT's activations recomputed in backward, this many items at a time (0: kept)
     recompute_items: Annotated[int, Range(0)] = 0
+    attention: Attention = "auto"  # explicit | sdpa (scaled_dot_product_attention) | auto: explicit only when training on CPU
 
     def __post_init__(self) -> None:
         check_ranges(self)

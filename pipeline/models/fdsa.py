@@ -16,7 +16,7 @@ from torch import nn
 from pipeline.features.items import ItemFeatures
 from pipeline.models.base import Recommender, id_table, single_loss, user_encoder
 from pipeline.models.config import ModelConfig
-from pipeline.models.objective import Objective, candidate_logits, candidates
+from pipeline.models.objective import Objective, TrainingLoss, candidate_logits, candidates
 
 
 class FDSA(Recommender):
@@ -63,7 +63,7 @@ class FDSA(Recommender):
     def item_catalogue(self) -> dict[str, torch.Tensor]:
         return {"id": self.item_embeddings.weight}
 
-    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> TrainingLoss:
         """sequences (B, L + 1) left-padded; the objective's targets predict the next -> (loss, its parts)."""
         scored = candidates(sequences, self.features.popularity, objective)
         users = self.user_states(sequences[:, :-1])[scored.rows]

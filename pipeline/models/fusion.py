@@ -17,7 +17,7 @@ from torch import nn
 from pipeline.features.items import ItemFeatures
 from pipeline.models.base import single_loss, user_encoder
 from pipeline.models.config import ModelConfig
-from pipeline.models.objective import Objective
+from pipeline.models.objective import Objective, TrainingLoss
 from pipeline.models.odmt import ODMT
 
 
@@ -53,6 +53,6 @@ class EarlyFusion(ODMT):
     def all_item_embeddings(self) -> dict[str, torch.Tensor]:
         return average(super().all_item_embeddings())
 
-    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> TrainingLoss:
         """One CE on the fused branch's logits, logged as ce_fused (ODMT's own forward would log an ensemble)."""
         return single_loss(*self.training_logits(sequences, objective))

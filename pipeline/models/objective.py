@@ -28,6 +28,9 @@ import torch.nn.functional as F
 from pipeline import distributed
 from pipeline.training.config import Loss
 
+# What a model's forward returns: the loss, and its logged parts as detached scalars left on the device.
+TrainingLoss = tuple[torch.Tensor, dict[str, torch.Tensor]]
+
 # The authors' masked logit: finite, so KL terms stay defined, and exp() of it is 0 even after /T.
 MASKED_LOGIT = -1e4
 

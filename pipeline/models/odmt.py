@@ -27,7 +27,7 @@ from torch.utils.checkpoint import checkpoint
 from pipeline.features.items import ItemFeatures
 from pipeline.models.base import Recommender, single_loss, user_encoder
 from pipeline.models.config import ModelConfig
-from pipeline.models.objective import Candidates, Objective, cross_entropy
+from pipeline.models.objective import Candidates, Objective, TrainingLoss, cross_entropy
 from pipeline.models.transformer import Transformer, key_padding
 
 log = logging.getLogger(__name__)
@@ -175,16 +175,14 @@ def rampup_epochs(config: ModelConfig) -> int:
     return int(config.alpha) if config.distillation and config.alpha >= 1 else 0
 
 
-def distillation_loss(
-    logits: dict[str, torch.Tensor], scored: Candidates, epoch: int, config: ModelConfig
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Eq. 7-9: every branch's CE plus the ramped-up weight times the KL terms -> (loss, its parts)."""
+def distillation_loss(logits: dict[str, torch.Tensor], scored: Candidates, epoch: int, config: ModelConfig) -> TrainingLoss:
+    """Eq. 7-9: every branch's CE plus the ramped-up weight times the KL terms -> (loss, its parts, on the device)."""
     ce = {branch: cross_entropy(z, scored) for branch, z in logits.items()}
     kl = distillation_terms(logits, config.temperature, config.detach_teacher)
     weight = rampup_weight(epoch, config.alpha)
     loss = cast(torch.Tensor, sum(ce.values()) + weight * sum(kl.values()))
-    parts = {f"ce_{b}": v.item() for b, v in ce.items()} | {f"kl_{b}": v.item() for b, v in kl.items()}
-    return loss, parts | {"distillation_weight": weight, "total": loss.item()}
+    parts = {f"ce_{b}": v.detach() for b, v in ce.items()} | {f"kl_{b}": v.detach() for b, v in kl.items()}
+    return loss, parts | {"distillation_weight": loss.new_full((), weight, dtype=torch.float64), "total": loss.detach()}
 
 
 # ODMT
@@ -217,8 +215,9 @@ class ODMT(Recommender):
     def encode_items(self, items: torch.Tensor) -> dict[str, torch.Tensor]:
         """items (n,) ids -> {branch: D (n, d)} through the IMT.
 
-        Text is cut after the last real token of these items: padding keys are masked
-        anyway, so the outputs are identical and no compute goes to padding. With
+        On CPU, text is cut after the last real token of these items: padding keys are
+        masked anyway, so the outputs are identical and no compute goes to padding. Elsewhere
+        the full width is kept, since finding the cut reads a value back from the device. With
         `recompute_items`, a training step keeps only each group of items' outputs and
         recomputes the IMT inside in the backward pass, a group at a time: the
         activations of ~1,200 items x 81 tokens x d (7 GB at d = 384) are what bound a
@@ -226,8 +225,10 @@ class ODMT(Recommender):
         """
         f = self.features
         text_mask = f.text_mask[items]
-        used = text_mask.any(dim=0)
-        length = len(used) - int(used.flip(0).int().argmax())
+        length = text_mask.shape[1]
+        if items.device.type == "cpu":
+            used = text_mask.any(dim=0)
+            length -= int(used.flip(0).int().argmax())
         ids = self.id_embeddings(items) if self.config.use_id else None
         inputs = (f.image[items].to(self.dtype), f.text[items, :length].to(self.dtype), text_mask[:, :length], ids)
         group = self.config.recompute_items
@@ -248,7 +249,7 @@ class ODMT(Recommender):
         """{branch: D (N + 1, d)} of every item through the IMT, with gradients (the full softmax's candidates)."""
         return self.encode_items(torch.arange(self.features.items + 1, device=self.features.image.device))
 
-    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, sequences: torch.Tensor, epoch: int, objective: Objective = Objective()) -> TrainingLoss:
         """sequences (B, L + 1) left-padded; the objective's targets predict the next -> (loss, its parts)."""
         logits, scored = self.training_logits(sequences, objective)
         if not self.config.distillation:  # late fusion: one CE on the averaged logits

@@ -11,6 +11,7 @@ from pipeline.models.fdsa import FDSA
 from pipeline.models.fusion import EarlyFusion, late_fusion
 from pipeline.models.id_only import IDOnly
 from pipeline.models.odmt import ODMT
+from pipeline.models.transformer import MultiHeadAttention
 from pipeline.models.unisrec import UniSRec
 
 MODELS: dict[str, Callable[[ModelConfig, ItemFeatures], Recommender]] = {
@@ -27,4 +28,8 @@ MODELS: dict[str, Callable[[ModelConfig, ItemFeatures], Recommender]] = {
 
 def build_model(config: ModelConfig, features: ItemFeatures) -> Recommender:
     """The model `config.name` names, freshly initialised (its random draws follow the global torch seed)."""
-    return MODELS[config.name](config, features)
+    model = MODELS[config.name](config, features)
+    for layer in model.modules():
+        if isinstance(layer, MultiHeadAttention):
+            layer.implementation = config.attention
+    return model

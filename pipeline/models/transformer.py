@@ -2,8 +2,9 @@
 authors' code, or pre-LN (Xiong et al., 2020: the residual stream is never normalised, so
 gradients near the output stay bounded without warm-up), with a final LayerNorm.
 
-Attention is PyTorch's scaled_dot_product_attention with a boolean mask (True = may
-attend), so the IMT's ID mask and SASRec's causal/padding masks are the same mechanism.
+Attention takes a boolean mask (True = may attend), so the IMT's ID mask and SASRec's
+causal/padding masks are the same mechanism, computed by PyTorch's
+scaled_dot_product_attention or written out (`model.attention`).
 When the caller reads only a few positions (the IMT reads three CLS/ID tokens of ~80),
 the last layer computes only those queries: keys and values still come from every
 position, so the outputs are identical and the IMT does ~40% fewer FLOPs.
@@ -16,6 +17,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pipeline.models.config import Attention
 
 
 class Dropout(nn.Dropout):
@@ -39,11 +42,14 @@ class Dropout(nn.Dropout):
 class MultiHeadAttention(nn.Module):
     """Attention with a boolean mask and dropout on the attention probabilities.
 
-    Training on CPU writes the attention out: SDPA's CPU path with dropout copies q, k
-    and v into new layouts and draws a uniform per probability, measured 2.3x slower
-    forward + backward at the IMT's shapes. Elsewhere (inference, CUDA) SDPA's fused
-    kernels are the faster ones.
+    `implementation` (model.attention, set by build_model): "explicit" writes softmax(q k^T
+    / sqrt(d_h)) v out, "sdpa" calls scaled_dot_product_attention, whose fused kernels are
+    the fast ones on CUDA and in inference. "auto" writes it out only when training on
+    CPU: SDPA's CPU path with dropout copies q, k and v into new layouts and draws a
+    uniform per probability, measured 2.3x slower forward + backward at the IMT's shapes.
     """
+
+    implementation: Attention = "auto"
 
     def __init__(self, hidden_size: int, heads: int, dropout: float) -> None:
         super().__init__()
@@ -64,13 +70,18 @@ class MultiHeadAttention(nn.Module):
             allowed = allowed[:, queries]
         q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))  # (B, h, ·, d/h)
         allowed = allowed.unsqueeze(1)
-        if self.training and x.device.type == "cpu":
+        if self.explicit(x.device):
             scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
             attended = self.probability_dropout(scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)) @ v
         else:
             dropout = self.probability_dropout.p if self.training else 0.0
             attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
         return self.out(attended.transpose(1, 2).flatten(2))  # (B, Q, d)
+
+    def explicit(self, device: torch.device) -> bool:
+        if self.implementation == "auto":
+            return self.training and device.type == "cpu"
+        return self.implementation == "explicit"
 
 
 class TransformerLayer(nn.Module):

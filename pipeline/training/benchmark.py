@@ -1,11 +1,14 @@
-"""Training speed: sequences/s of training steps and items/s of full-ranking validation,
-with and without encoding each distinct item of a batch once."""
+"""Training speed: sequences/s of training's own steps (`training_step`) and items/s of
+full-ranking validation, with and without encoding each distinct item of a batch once."""
 
 from __future__ import annotations
 
 import resource
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +19,10 @@ from pipeline.evaluation.ranking import inference_model, item_embeddings
 from pipeline.features.items import load_item_features
 from pipeline.models.config import ModelConfig
 from pipeline.models.registry import build_model
-from pipeline.runtime import autocast, resolve_device, resolve_precision, set_up_cpu_process
+from pipeline.runtime import resolve_device, resolve_precision, set_up_cpu_process, synchronize
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import training_sequences
+from pipeline.training.loop import gradient_scaler, training_objective, training_step
 
 
 def benchmark_train(
@@ -44,17 +48,20 @@ def benchmark_train(
     for deduplicate in (True, False):
         torch.manual_seed(config.seed)
         model = build_model(replace(model_config, deduplicate_items=deduplicate), item_features).to(device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        scaler, objective = gradient_scaler(device, config), training_objective(config)
+        step = partial(
+            training_step, model, optimizer, scaler, epoch=1, objective=objective, learning_rate=config.learning_rate, config=config
+        )
+        syncs = device_synchronisations(step, batches[0].to(device))  # also the warm-up step, untimed
         start = time.perf_counter()
         for batch in batches:
-            with autocast(device, config.precision, bf16_on_cpu=True):
-                loss, _ = model(batch.to(device), epoch=1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            step(batch.to(device))
+        synchronize(device)
         train_seconds = time.perf_counter() - start
         start = time.perf_counter()
         item_embeddings(inference_model(model, config.precision))  # as validation encodes them
+        synchronize(device)
         encode_seconds = time.perf_counter() - start
         rows.append(
             {
@@ -62,6 +69,7 @@ def benchmark_train(
                 "precision": resolve_precision(device, config.precision, bf16_on_cpu=True),
                 "distinct_items_per_batch": round(sum(len(torch.unique(b[b != 0])) for b in batches) / len(batches)),
                 "item_slots_per_batch": round(sum(b.numel() for b in batches) / len(batches)),
+                "device_synchronisations_per_step": syncs,
                 "train_sequences_per_s": round(sum(len(b) for b in batches) / train_seconds, 2),
                 "validation_items_per_s": round(item_features.items / encode_seconds, 1),
                 "peak_rss_mib_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -69,3 +77,22 @@ def benchmark_train(
             }
         )
     return rows
+
+
+def device_synchronisations(step: Callable[[torch.Tensor], object], batch: torch.Tensor) -> int | None:
+    """How often `step(batch)` made the host wait for CUDA (torch's sync debug mode); None on CPU.
+
+    Data-dependent shapes (torch.unique of a batch's items, boolean masks of its targets)
+    wait by nature; any other wait is a value read back that the step should not need.
+    """
+    if batch.device.type != "cuda":
+        step(batch)
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            step(batch)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(warning.message) for warning in caught)

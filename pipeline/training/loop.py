@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 LAST_VALUES = ("model_config", "features", "epoch", "best", "stale", "log", "optimizer")
 # The keys a resumed run may give other values: how long it trains, where and in which blocks it computes. Every
 # other model.* and train.* key changes what an epoch computes, so `--resume` refuses another value of it.
-# deduplicate_items and recompute_items encode the same items with the same weights: equal losses (tests/test_odmt.py)
+# deduplicate_items, recompute_items and attention encode the same items with the same weights: equal losses (tests/test_odmt.py)
 # at dropout 0; with dropout they draw other masks, so a run resumed with another value trains the same model, though
 # not to the same bytes. train.batch_size counts per process: the batch of all processes is what must not change, and
 # one process scores against its whole batch, as train.global_negatives has every process do.
@@ -73,6 +73,7 @@ RESUMABLE = frozenset(
         "train.eval_items_per_batch",
         "model.deduplicate_items",
         "model.recompute_items",
+        "model.attention",
     }
 )
 GLOBAL_BATCH = "train.batch_size x processes"
@@ -172,14 +173,13 @@ def train(
     item_features = load_item_features(processed, features, device, config.item_features)
     model = build_model(model_config, item_features).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    fp16 = device.type == "cuda" and config.precision == "fp16"
-    scaler = torch.amp.GradScaler(enabled=fp16)
-    train_sequences = training_sequences(sequences, model_config.positions, config.instances)
+    scaler = gradient_scaler(device, config)
+    train_sequences = training_sequences(sequences, model_config.positions, config.instances).to(device)  # a few MB, copied once
     valid = validation_task(sequences, model_config.positions)
     identities = feature_identities(features)
     k = config.selection_k
     leader = rank == 0
-    objective = Objective(config.loss, config.popularity_correction, config.global_negatives, config.instances == "prefixes")
+    objective = training_objective(config)
     steps_per_epoch = len(epoch_batches(len(train_sequences), config.batch_size, config.seed, 1, rank, world_size))
     total_steps = check_schedule(config, steps_per_epoch)
 
@@ -201,30 +201,24 @@ def train(
         if stale >= config.patience and epoch > model.rampup_epochs:  # no early stop before a ramp-up ends
             log.info("early stop: valid Recall@%d did not improve for %d epochs", k, stale)
             break
-        start, sums = time.perf_counter(), defaultdict[str, float](float)
+        # Sums stay on the device, in float64, until the epoch ends: one read per epoch, not one per step.
+        start, sums = time.perf_counter(), defaultdict[str, torch.Tensor](lambda: torch.zeros((), dtype=torch.float64, device=device))
         torch.manual_seed(epoch_seed(config.seed, epoch, rank))
         model.train()
         batches = epoch_batches(len(train_sequences), config.batch_size, config.seed, epoch, rank, world_size)
         for i, batch in enumerate(batches):
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate_at((epoch - 1) * steps_per_epoch + i, total_steps, config)
-            sequences_of_batch = train_sequences[batch].to(device)
-            with autocast(device, config.precision, bf16_on_cpu=True):
-                loss, parts, targets = batch_loss(step, sequences_of_batch, epoch, objective)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
-            scaler.step(optimizer)
-            scaler.update()
+            rate = learning_rate_at((epoch - 1) * steps_per_epoch + i, total_steps, config)
+            if device.type == "cuda":  # a pinned index copies without waiting for the device
+                batch = batch.pin_memory().to(device, non_blocking=True)
+            parts, targets = training_step(step, optimizer, scaler, train_sequences[batch], epoch, objective, rate, config)
             for name, value in parts.items():  # parts are means over the batch's targets: weigh by them
-                sums[name] += value * targets
+                sums[name] += value.double() * targets
             sums["targets"] += targets
             sums["sequences"] += len(batch)
             if leader:
                 on_sequences(len(batch) * world_size)
         train_seconds = time.perf_counter() - start
-        totals = dict(zip(sums, distributed.sum_over_ranks(torch.tensor(list(sums.values()), dtype=torch.float64)).tolist()))
+        totals = dict(zip(sums, distributed.sum_over_ranks(torch.stack(list(sums.values()))).tolist()))
         if not all(map(math.isfinite, totals.values())):
             raise InputError(
                 f"{out}: the training loss of epoch {epoch} is not finite, so nothing of that epoch was "
@@ -278,10 +272,47 @@ def train(
     return rows
 
 
+def training_objective(config: TrainConfig) -> Objective:
+    return Objective(config.loss, config.popularity_correction, config.global_negatives, config.instances == "prefixes")
+
+
+def gradient_scaler(device: torch.device, config: TrainConfig) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 on CUDA, whose gradients underflow; bf16 and fp32 need none (a no-op scaler)."""
+    return torch.amp.GradScaler(enabled=device.type == "cuda" and config.precision == "fp16")
+
+
+def training_step(
+    step: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    sequences: torch.Tensor,
+    epoch: int,
+    objective: Objective,
+    learning_rate: float,
+    config: TrainConfig,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One optimiser step on sequences (B, L + 1) -> (the loss's parts, the number of targets), both on the device.
+
+    Nothing here reads a value back to the host (tests/test_training.py counts): on CUDA
+    the host queues the next step while the device computes this one.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+    with autocast(sequences.device, config.precision, bf16_on_cpu=True):
+        loss, parts, targets = batch_loss(step, sequences, epoch, objective)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(step.parameters(), config.gradient_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return parts, targets
+
+
 def batch_loss(
     step: torch.nn.Module, sequences: torch.Tensor, epoch: int, objective: Objective
-) -> tuple[torch.Tensor, dict[str, float], int]:
-    """The model's loss on this rank's batch (B, L + 1), its logged parts, and the batch's number of targets.
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    """The model's loss on this rank's batch (B, L + 1), its logged parts, and the batch's number of targets (on the device).
 
     With global negatives across ranks the loss is weighted by this rank's share of the
     global batch's targets: DDP averages gradients over ranks, and the average of the
@@ -292,4 +323,4 @@ def batch_loss(
     targets = target_positions(sequences, objective.last_position_only).sum()
     if shared:
         loss = loss * distributed.rank_and_world()[1] * targets / distributed.sum_over_ranks(targets)
-    return loss, parts, int(targets)
+    return loss, parts, targets
