@@ -38,14 +38,23 @@ def train(
     distinct_items: Annotated[
         int | None, typer.Option(help="Draw full batches from this many random items instead of the users' sequences.")
     ] = None,
+    profile: Annotated[bool, typer.Option(help="Where the steps' time goes (operators by part of the step) instead.")] = False,
     params_file: ParamsFile = Path("params.yaml"),
     overrides: Overrides = None,
 ) -> None:
-    """Training sequences/s and validation items/s, with and without per-step item de-duplication."""
-    from pipeline.training.benchmark import benchmark_train
+    """Training sequences/s and validation items/s, with and without per-step item de-duplication; or a profile of the step."""
+    from pipeline.training.benchmark import benchmark_train, profile_train
 
     with stage("bench train"):
         settings = params(params_file, overrides)
+        if profile:
+            result = profile_train(processed, features, settings.model, settings.train, steps, distinct_items)
+            parts, wall = result.pop("parts_ms"), result["wall_ms"]
+            rest = sum(ms for ms in parts.values() if ms < 0.01 * wall)
+            shown = {part: ms for part, ms in parts.items() if ms >= 0.01 * wall} | {"the rest (each under 1%)": rest}
+            print_counts("milliseconds of a step, by part", {part: f"{ms:.1f} ({ms / wall:.0%})" for part, ms in shown.items()})
+            print_counts("the step", result)
+            return
         for row in benchmark_train(processed, features, settings.model, settings.train, steps, distinct_items):
             print_counts(f"train, deduplicate_items={row['deduplicate_items']}", row)
 

@@ -89,24 +89,14 @@ def test_bench_train_times_the_training_step_with_and_without_deduplication(tmp_
     result = runner.invoke(app, ["sample", "synthetic", "--out", str(tmp_path), "--users", "40", "--items", "60"])
     assert result.exit_code == 0, result.output
     settings = ["-S", "model.hidden_size=16", "-S", "train.batch_size=8", "-S", "train.device=cpu"]
-    result = runner.invoke(
-        app,
-        [
-            "bench",
-            "train",
-            "--processed",
-            str(tmp_path / "processed"),
-            "--features",
-            str(tmp_path / "features"),
-            "--steps",
-            "2",
-            *PARAMS,
-            *settings,
-        ],
-    )
+    data = ["--processed", str(tmp_path / "processed"), "--features", str(tmp_path / "features")]
+    result = runner.invoke(app, ["bench", "train", *data, "--steps", "2", *PARAMS, *settings])
     assert result.exit_code == 0, result.output
     assert "deduplicate_items=True" in result.output and "deduplicate_items=False" in result.output
     assert "train_sequences_per_s" in result.output, result.output
+    result = runner.invoke(app, ["bench", "train", *data, "--steps", "2", "--profile", *PARAMS, *settings])
+    assert result.exit_code == 0, result.output
+    assert "milliseconds of a step, by part" in result.output and "backward: matrix products" in result.output
 
 
 def test_messages_print_emoji_codes_and_brackets_as_text(tmp_path):

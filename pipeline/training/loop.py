@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.autograd.profiler import record_function
 from torch.nn.parallel import DistributedDataParallel
 
 from pipeline import distributed
@@ -298,12 +299,14 @@ def training_step(
     """
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
-    with autocast(sequences.device, config.precision, bf16_on_cpu=True):
+    with autocast(sequences.device, config.precision, bf16_on_cpu=True), record_function("step: forward"):  # labels for profile.py
         loss, parts, targets = batch_loss(step, sequences, epoch, objective)
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
+    with record_function("step: backward"):
+        scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
-    torch.nn.utils.clip_grad_norm_(step.parameters(), config.gradient_clip)
+    with record_function("step: clip"):
+        torch.nn.utils.clip_grad_norm_(step.parameters(), config.gradient_clip)
     scaler.step(optimizer)
     scaler.update()
     return parts, targets
