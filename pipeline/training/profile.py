@@ -51,10 +51,10 @@ def module_scopes(model: nn.Module) -> Iterator[None]:
     """Label every forward call of the MODULE_PARTS modules of `model` for the profiler."""
     handles = []
     for module in model.modules():
-        part = next((name for name, kind in MODULE_PARTS if isinstance(module, kind)), None)
-        if part is None:
+        named = [name for name, kind in MODULE_PARTS if isinstance(module, kind)]
+        if not named:
             continue
-        opened: list[Any] = []
+        part, opened = named[0], list[Any]()
 
         def enter(_module: nn.Module, _inputs: Any, part: str = part, opened: list[Any] = opened) -> None:
             opened.append(record_function(SCOPE + part).__enter__())
