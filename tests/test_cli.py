@@ -96,7 +96,7 @@ def test_bench_train_times_the_training_step_with_and_without_deduplication(tmp_
     assert "train_sequences_per_s" in result.output, result.output
     result = runner.invoke(app, ["bench", "train", *data, "--steps", "2", "--profile", *PARAMS, *settings])
     assert result.exit_code == 0, result.output
-    assert "milliseconds of a step, by part" in result.output and "backward: matrix products" in result.output
+    assert "milliseconds of a step, by part" in result.output and "wall_ms" in result.output  # parts under 1% vary with the machine
 
 
 def test_messages_print_emoji_codes_and_brackets_as_text(tmp_path):
