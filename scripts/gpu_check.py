@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,12 +84,14 @@ def main() -> None:
     if probe.returncode != 0:
         sys.exit(f"no CUDA device for torch here ({probe.stderr.strip().splitlines()[-1]}); run on a GPU machine, or pass --device cpu")
     mini, synthetic, raw = work / "hm-mini", work / "synthetic", REPO / "data" / "raw" / "hm-mini"
-    shutil.rmtree(mini, ignore_errors=True), shutil.rmtree(synthetic, ignore_errors=True)
+    for folder in (mini, synthetic):
+        shutil.rmtree(folder, ignore_errors=True)
     rows: list[tuple[str, str, float, str]] = []
 
-    def step(dataset: str, name: str, args: list[str], result: object) -> None:
+    def step(dataset: str, name: str, args: list[str], result: str | Callable[[str], str]) -> None:
+        """Run one command; `result` is the table's text for it, or reads it from the command's output."""
         seconds, output = run(f"{dataset}-{name}", args, work)
-        rows.append((dataset, name, seconds, result(output) if callable(result) else str(result)))
+        rows.append((dataset, name, seconds, result(output) if callable(result) else result))
 
     data = ["--processed", str(mini / "processed"), "--features", str(mini / "features")]
     step("hm-mini", "ingest", ["ingest", "hm", "--raw", str(raw), "--out", str(mini / "interim")], "")

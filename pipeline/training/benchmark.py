@@ -18,6 +18,7 @@ import torch
 from pipeline.dataset.processed import read_processed
 from pipeline.evaluation.ranking import inference_model, item_embeddings
 from pipeline.features.items import ItemFeatures, load_item_features
+from pipeline.models.base import Recommender
 from pipeline.models.config import ModelConfig
 from pipeline.models.registry import build_model
 from pipeline.runtime import resolve_device, resolve_precision, set_up_cpu_process, synchronize
@@ -37,16 +38,13 @@ def benchmark_train(
         torch.manual_seed(config.seed)
         model = build_model(replace(model_config, deduplicate_items=deduplicate), item_features).to(device)
         step = training_steps(model, device, config)
-        syncs = device_synchronisations(step, batches[0].to(device))  # also the warm-up step, untimed
+        syncs = device_synchronisations(step, batches[0])  # also the warm-up step, untimed
         start = time.perf_counter()
         for batch in batches:
-            step(batch.to(device))
+            step(batch)
         synchronize(device)
         train_seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        item_embeddings(inference_model(model, config.precision))  # as validation encodes them
-        synchronize(device)
-        encode_seconds = time.perf_counter() - start
+        encode_seconds = validation_seconds(model, device, config)
         rows.append(
             {
                 "deduplicate_items": deduplicate,
@@ -66,7 +64,7 @@ def benchmark_train(
 def benchmark_batches(
     processed: Path, features: Path, model_config: ModelConfig, config: TrainConfig, steps: int, distinct_items: int | None
 ) -> tuple[torch.device, ItemFeatures, list[torch.Tensor]]:
-    """The device, the item features and `steps` training batches: the users' first sequences, or random ones.
+    """The device, the item features and `steps` training batches on it: the users' first sequences, or random ones.
 
     With `distinct_items`, batches are drawn from that many random items instead of the
     users' sequences: the cost of a step depends on how many distinct items it encodes,
@@ -82,7 +80,7 @@ def benchmark_batches(
         pool = torch.randperm(item_features.items, generator=generator)[:distinct_items] + 1
         shape = (config.batch_size, model_config.positions + 1)
         batches = [pool[torch.randint(len(pool), shape, generator=generator)] for _ in range(steps)]
-    return device, item_features, batches
+    return device, item_features, [batch.to(device) for batch in batches]
 
 
 def training_steps(model: torch.nn.Module, device: torch.device, config: TrainConfig) -> Callable[[torch.Tensor], Any]:
@@ -100,17 +98,22 @@ def profile_train(
     torch.manual_seed(config.seed)
     model = build_model(model_config, item_features).to(device)
     step = training_steps(model, device, config)
-    turns = cycle([batch.to(device) for batch in batches])
+    turns = cycle(batches)
     result = profile_steps(model, lambda: step(next(turns)), len(batches))
     result["precision"] = resolve_precision(device, config.precision, bf16_on_cpu=True)
     result["matmul_gflop_per_s_in_step"] = result["matmul_gflop"] / result["matmul_ms"] * 1000
     result |= {key: round(result[key], 2) for key in ("wall_ms", "matmul_gflop", "matmul_ms", "matmul_gflop_per_s_in_step")}
     result["matmul_gflop_per_s_alone"] = matmul_rates(result.pop("matmul_shapes"), (torch.float32, torch.bfloat16))
-    start = time.perf_counter()
-    item_embeddings(inference_model(model, config.precision))  # validation encodes every item once, then ranks
-    synchronize(device)
-    result["validation_encoding_ms"] = round((time.perf_counter() - start) * 1000, 1)
+    result["validation_encoding_ms"] = round(validation_seconds(model, device, config) * 1000, 1)
     return result
+
+
+def validation_seconds(model: Recommender, device: torch.device, config: TrainConfig) -> float:
+    """Seconds to encode every item once, as validation does before it ranks."""
+    start = time.perf_counter()
+    item_embeddings(inference_model(model, config.precision))
+    synchronize(device)
+    return time.perf_counter() - start
 
 
 def device_synchronisations(step: Callable[[torch.Tensor], object], batch: torch.Tensor) -> int | None:

@@ -78,6 +78,8 @@ RESUMABLE = frozenset(
     }
 )
 GLOBAL_BATCH = "train.batch_size x processes"
+# The profiler's labels of a step's phases (profile.py reads them).
+FORWARD, BACKWARD, CLIPPING = "step: forward", "step: backward", "step: clip"
 
 
 def recipe(model: dict[str, Any], train: dict[str, Any], world_size: int) -> dict[str, Any]:
@@ -299,13 +301,13 @@ def training_step(
     """
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
-    with autocast(sequences.device, config.precision, bf16_on_cpu=True), record_function("step: forward"):  # labels for profile.py
+    with autocast(sequences.device, config.precision, bf16_on_cpu=True), record_function(FORWARD):
         loss, parts, targets = batch_loss(step, sequences, epoch, objective)
     optimizer.zero_grad(set_to_none=True)
-    with record_function("step: backward"):
+    with record_function(BACKWARD):
         scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
-    with record_function("step: clip"):
+    with record_function(CLIPPING):
         torch.nn.utils.clip_grad_norm_(step.parameters(), config.gradient_clip)
     scaler.step(optimizer)
     scaler.update()

@@ -27,6 +27,7 @@ from pipeline.models.nextitnet import NextItNet
 from pipeline.models.odmt import IMT
 from pipeline.models.sasrec import SASRec
 from pipeline.models.transformer import Dropout, MultiHeadAttention
+from pipeline.training.loop import BACKWARD, CLIPPING, FORWARD
 
 SCOPE = "scope: "
 # Forward parts, by the module type that runs them; a module inside another is its own part.
@@ -77,13 +78,13 @@ def part_of(event: Any) -> str:
         name = parent.name
         if name.startswith(SCOPE):
             return "forward: " + name[len(SCOPE) :]
-        if name.startswith("autograd::engine::evaluate_function") or name == "step: backward":
+        if name.startswith("autograd::engine::evaluate_function") or name == BACKWARD:
             return f"backward: {KINDS.get(event.name, event.name.removeprefix('aten::'))}"
         if name.startswith("Optimizer.step"):
             return "optimiser (AdamW)"
-        if name == "step: clip":
+        if name == CLIPPING:
             return "gradient clipping"
-        if name == "step: forward":
+        if name == FORWARD:
             return "forward: model code (look-ups, in-batch logits, loss)"
         parent = parent.cpu_parent
     return "outside the step's parts"
