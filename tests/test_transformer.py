@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.models.transformer import Dropout, MultiHeadAttention, Transformer, key_padding
+from pipeline.models.transformer import Dropout, MultiHeadAttention, ScaleAndDrop, Transformer, key_padding
 
 
 def padded_batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,6 +27,25 @@ def test_dropout_drops_each_element_independently_with_probability_p():
     assert torch.equal(x.grad == 0, dropped)
     assert not torch.equal(dropout(x) == 0, dropped)  # a fresh draw each call
     assert torch.equal(dropout.eval()(x), x)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_dropout_keeps_positions_not_a_mask_and_gives_the_masks_outputs_and_gradients(transposed):
+    torch.manual_seed(0)
+    x = torch.randn(6, 5, 4)
+    x = (x.transpose(0, 2) if transposed else x).requires_grad_()  # a non-contiguous input keeps its logical order
+    dropped = torch.randint(x.numel(), (30,))
+    mask = torch.full((x.numel(),), 2.0).index_fill_(0, dropped, 0).view(x.shape)
+    upstream = torch.randn(x.shape)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = ScaleAndDrop.apply(x, dropped, 2.0)
+    assert [t.numel() for t in saved] == [30]  # the positions, not an n-element mask
+    (gradient,) = torch.autograd.grad(y, x, upstream)
+    reference = x.detach().requires_grad_()
+    expected = reference * mask
+    (expected_gradient,) = torch.autograd.grad(expected, reference, upstream)
+    assert torch.equal(y, expected) and torch.equal(gradient, expected_gradient)
 
 
 def attention_pair() -> tuple[MultiHeadAttention, MultiHeadAttention]:

@@ -13,6 +13,7 @@ position, so the outputs are identical and the IMT does ~40% fewer FLOPs.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +36,30 @@ class Dropout(nn.Dropout):
             return super().forward(x)
         n = x.numel()
         hits = int(torch.poisson(torch.tensor(n * -math.log1p(-self.p), dtype=torch.float64)))
-        scale = torch.full((n,), 1 / (1 - self.p), dtype=x.dtype).index_fill_(0, torch.randint(n, (hits,)), 0)
-        return x * scale.view(x.shape)
+        return ScaleAndDrop.apply(x, torch.randint(n, (hits,)), 1 / (1 - self.p))
+
+
+class ScaleAndDrop(torch.autograd.Function):
+    """x * scale with the `dropped` flat positions zeroed; the gradient gets the same.
+
+    The backward pass keeps the positions (~0.1 n indices) instead of an n-element mask:
+    a fifth of the memory, and each pass is one multiplication and one scattered fill.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, dropped: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(dropped)
+        ctx.scale = scale
+        return scale_and_drop(x, dropped, scale)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (dropped,) = ctx.saved_tensors
+        return scale_and_drop(grad, dropped, ctx.scale), None, None
+
+
+def scale_and_drop(x: torch.Tensor, dropped: torch.Tensor, scale: float) -> torch.Tensor:
+    return (x * scale).reshape(-1).index_fill_(0, dropped, 0).view(x.shape)
 
 
 class MultiHeadAttention(nn.Module):
