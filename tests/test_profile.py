@@ -44,5 +44,11 @@ def test_odmt_step_time_is_put_in_the_modules_that_spent_it():
 
 
 def test_matmul_rates_names_each_shape_and_dtype():
-    rates = matmul_rates([((16, 8), (8, 4))], (torch.float32,), seconds=0.01)
-    assert list(rates) == ["16x8 @ 8x4 float32"] and rates["16x8 @ 8x4 float32"] > 0
+    # One thread, as a profiled step runs: with two, a product this small waits ~15 ms for a core another job holds.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rates = matmul_rates([((64, 32), (32, 16))], (torch.float32,), seconds=0.01)
+    finally:
+        torch.set_num_threads(threads)
+    assert list(rates) == ["64x32 @ 32x16 float32"] and rates["64x32 @ 32x16 float32"] > 0
